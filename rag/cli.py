@@ -1,0 +1,157 @@
+"""The ``rag`` command: ingest, ask, sources, plus commands from plugins (serve, eval)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from rag.errors import RagError
+from rag.settings import Settings, get_settings
+
+app = typer.Typer(
+    help="Ask questions of a news corpus; answers quote and cite their articles.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False)
+
+
+def fail(exc: RagError) -> typer.Exit:
+    err.print(f"[bold red]error:[/] {escape(str(exc))}")
+    return typer.Exit(exc.exit_code)
+
+
+@app.command()
+def ingest(
+    paths: Annotated[
+        list[Path] | None,
+        typer.Argument(help="Files or folders of .txt, .md, .html articles. Default: seeds/."),
+    ] = None,
+    prune: Annotated[
+        bool, typer.Option(help="Remove indexed articles whose files are gone.")
+    ] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """Index articles into Chroma. Unchanged files are not re-embedded."""
+    from rag.ingest import ingest_paths
+
+    settings = get_settings()
+    try:
+        report = ingest_paths(
+            paths or [settings.seeds_dir],
+            settings,
+            prune=prune,
+            progress=not quiet and sys.stderr.isatty(),
+        )
+    except RagError as exc:
+        raise fail(exc) from None
+    except KeyboardInterrupt:
+        err.print("interrupted: no article is half-indexed; run `rag ingest` again to finish")
+        raise typer.Exit(130) from None
+    for path, reason in report.skipped:
+        err.print(f"[yellow]skipped[/] {escape(path)}: {escape(reason)}")
+    out.print(report.summary())
+    if report.files == 0:
+        raise typer.Exit(1)
+
+
+@app.command()
+def ask(
+    questions: Annotated[list[str], typer.Argument(help="One or more questions.")],
+    json_output: Annotated[
+        bool, typer.Option("--json", help="One JSON object per question, one per line.")
+    ] = False,
+    top_k: Annotated[
+        int | None, typer.Option("--top-k", min=1, max=50, help="Passages to retrieve.")
+    ] = None,
+    doc: Annotated[
+        list[str] | None, typer.Option("--doc", help="Only these article ids (repeatable).")
+    ] = None,
+) -> None:
+    """Answer questions with verbatim, cited quotes from the articles."""
+    from rag.engine import Engine
+
+    try:
+        engine = Engine(get_settings())
+    except RagError as exc:
+        raise fail(exc) from None
+    failed: RagError | None = None
+    for question in questions:
+        try:
+            answer = engine.ask(question, top_k=top_k, doc_ids=doc)
+        except RagError as exc:
+            failed = exc
+            err.print(f"[bold red]error:[/] {escape(str(exc))}")
+            continue
+        if json_output:
+            sys.stdout.write(json.dumps(answer.to_dict(), ensure_ascii=False) + "\n")
+            sys.stdout.flush()
+        else:
+            print_answer(answer)
+    if failed is not None:
+        raise typer.Exit(failed.exit_code)
+
+
+def print_answer(answer) -> None:  # noqa: ANN001 - rag.models.Answer
+    out.print(f"[bold]Q:[/] {escape(answer.question)}")
+    out.print(escape(answer.answer))
+    if answer.citations:
+        out.print()
+        out.print("[bold]Sources[/]")
+    for c in answer.citations:
+        out.print(f"  [{c.n}] {escape(c.title)} — {escape(c.source)} [dim]chars {c.start}–{c.end}[/]")
+    out.print()
+
+
+@app.command()
+def sources() -> None:
+    """List the indexed articles with their chunk counts."""
+    from rich.table import Table
+
+    from rag.engine import Engine
+
+    try:
+        docs = Engine(get_settings(), auto_ingest=False).sources()
+    except RagError as exc:
+        raise fail(exc) from None
+    table = Table("doc_id", "title", "file", "chunks", "sentences")
+    for d in docs:
+        table.add_row(d.doc_id, escape(d.title), escape(d.source), str(d.chunks), str(d.sentences))
+    out.print(table)
+
+
+@app.command()
+def config() -> None:
+    """Show the settings in force (from RAG_* variables and .env)."""
+    settings: Settings = get_settings()
+    for name, value in settings.model_dump().items():
+        out.print(f"RAG_{name.upper()}={escape(str(value))}")
+
+
+def _load_plugins() -> None:
+    """Commands from the ``rag.commands`` entry-point group (built-ins use it too)."""
+    for ep in entry_points(group="rag.commands"):
+        try:
+            ep.load()(app)
+        except ImportError as exc:
+            logging.getLogger(__name__).debug("plugin %s unavailable: %s", ep.name, exc)
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
+    _load_plugins()
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,181 @@
+"""File → clean text → chunks and sentences, each with its exact span in the file.
+
+Chunking is llama-index's token-aware ``SentenceSplitter`` (tiktoken ``cl100k_base``);
+sentences come from NLTK's Punkt model bundled with llama-index. Both are imported
+lazily: only ingestion needs them, and they cost seconds to import.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+from rag.clean import NOT_IN_SOURCE, CleanText, clean
+from rag.settings import REPO_ROOT
+
+SUPPORTED_SUFFIXES = {".txt", ".md", ".markdown", ".html", ".htm"}
+# Bump when cleaning, chunking or sentence splitting changes, so re-ingest rebuilds.
+PIPELINE_VERSION = "1"
+MAX_FILE_BYTES = 20 * 1024 * 1024
+
+
+class UnreadableFileError(ValueError):
+    """A file that cannot be indexed; the message says why."""
+
+
+@dataclass(frozen=True)
+class Span:
+    text: str  # clean text
+    start: int  # offsets into the source file's text
+    end: int
+
+
+@dataclass
+class Document:
+    doc_id: str
+    title: str
+    source: str  # path as shown to users: relative to the repo root when inside it
+    path: Path
+    content_hash: str
+    clean: CleanText = field(repr=False)
+    chunks: list[Span] = field(default_factory=list, repr=False)
+    sentences: list[tuple[Span, int]] = field(default_factory=list, repr=False)  # (span, chunk)
+
+
+def display_path(path: Path) -> str:
+    path = path.resolve()
+    try:
+        return str(path.relative_to(REPO_ROOT))
+    except ValueError:
+        return str(path)
+
+
+def read_source(path: Path) -> str:
+    """The file's text exactly as ``open(path).read()`` returns it, or UnreadableFileError."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise UnreadableFileError(f"cannot read: {exc.strerror or exc}") from exc
+    if not data.strip():
+        raise UnreadableFileError("empty file")
+    if len(data) > MAX_FILE_BYTES:
+        raise UnreadableFileError(f"larger than {MAX_FILE_BYTES // (1024 * 1024)} MB")
+    if b"\x00" in data[:8192]:
+        raise UnreadableFileError("binary file (contains NUL bytes)")
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise UnreadableFileError(f"not UTF-8 text (bad byte at offset {exc.start})") from exc
+    # Same newline handling as open(): offsets must match what readers of the file see.
+    return path.read_text(encoding="utf-8")
+
+
+def file_hash(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def load_document(path: Path, chunk_size: int, chunk_overlap: int) -> Document:
+    source = read_source(path)
+    cleaned = clean(source, path.suffix)
+    if not cleaned.text.strip():
+        raise UnreadableFileError("no article text left after cleaning")
+    doc = Document(
+        doc_id=path.stem,
+        title=cleaned.title or path.stem,
+        source=display_path(path),
+        path=path,
+        content_hash=hashlib.sha256(source.encode("utf-8")).hexdigest(),
+        clean=cleaned,
+    )
+    doc.chunks = chunk_spans(cleaned, chunk_size, chunk_overlap)
+    doc.sentences = sentence_spans(cleaned, doc.chunks)
+    return doc
+
+
+@lru_cache(maxsize=8)
+def _splitter(chunk_size: int, chunk_overlap: int):  # noqa: ANN202 - llama-index type
+    import tiktoken
+    from llama_index.core.node_parser import SentenceSplitter
+
+    encoding = tiktoken.get_encoding("cl100k_base")
+    return SentenceSplitter(
+        chunk_size=chunk_size,
+        chunk_overlap=chunk_overlap,
+        tokenizer=encoding.encode,
+        paragraph_separator="\n\n",
+    )
+
+
+def chunk_spans(cleaned: CleanText, chunk_size: int, chunk_overlap: int) -> list[Span]:
+    texts = _splitter(chunk_size, chunk_overlap).split_text(cleaned.text)
+    spans: list[Span] = []
+    cursor = 0
+    for text in texts:
+        at = cleaned.text.find(text, cursor)
+        if at < 0:  # the splitter never rewrites text; fail loudly if that changes
+            raise RuntimeError(f"chunk not found in clean text: {text[:60]!r}")
+        start, end = cleaned.source_span(at, at + len(text))
+        spans.append(Span(text, start, end))
+        cursor = at + 1
+    return spans
+
+
+@lru_cache(maxsize=1)
+def _punkt():  # noqa: ANN202 - nltk type
+    from nltk.tokenize.punkt import PunktTokenizer
+
+    return PunktTokenizer("english")
+
+
+_UNIT_BREAK = re.compile(r"\n\s*\n")
+
+
+def _units(cleaned: CleanText) -> list[tuple[int, int]]:
+    """Spans of the clean text that sentences never cross: lines, or paragraphs in markdown."""
+    pattern = _UNIT_BREAK if cleaned.soft_wrapped else re.compile(r"\n")
+    spans, start = [], 0
+    for m in pattern.finditer(cleaned.text):
+        spans.append((start, m.start()))
+        start = m.end()
+    spans.append((start, len(cleaned.text)))
+    return [(s, e) for s, e in spans if cleaned.text[s:e].strip()]
+
+
+def _verbatim_pieces(cleaned: CleanText, start: int, end: int) -> list[tuple[int, int]]:
+    """Split a clean span where it stops being a contiguous copy of the source."""
+    pieces, piece_start = [], start
+    for i in range(start, end):
+        off = cleaned.offsets[i]
+        contiguous = off != NOT_IN_SOURCE and cleaned.source_text[off] == cleaned.text[i]
+        if contiguous and i > piece_start:
+            contiguous = cleaned.offsets[i - 1] + 1 == off
+        if not contiguous:
+            if i > piece_start:
+                pieces.append((piece_start, i))
+            piece_start = i + 1 if off == NOT_IN_SOURCE or i == piece_start else i
+            if off != NOT_IN_SOURCE and cleaned.source_text[off] == cleaned.text[i]:
+                piece_start = i
+    if end > piece_start:
+        pieces.append((piece_start, end))
+    return pieces
+
+
+def sentence_spans(cleaned: CleanText, chunks: list[Span]) -> list[tuple[Span, int]]:
+    """Sentences quotable verbatim, each with the index of the first chunk holding it."""
+    out: list[tuple[Span, int]] = []
+    chunk_ends = [c.end for c in chunks]
+    for unit_start, unit_end in _units(cleaned):
+        unit = cleaned.text[unit_start:unit_end]
+        for s, e in _punkt().span_tokenize(unit):
+            for ps, pe in _verbatim_pieces(cleaned, unit_start + s, unit_start + e):
+                text = cleaned.text[ps:pe].strip()
+                if len(text.split()) < 3:
+                    continue
+                ps += cleaned.text[ps:pe].index(text)
+                src_start, src_end = cleaned.source_span(ps, ps + len(text))
+                chunk = next((i for i, ce in enumerate(chunk_ends) if src_start < ce), 0)
+                out.append((Span(text, src_start, src_end), chunk))
+    return out

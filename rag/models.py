@@ -1,0 +1,61 @@
+"""The result types every surface (CLI, UI, HTTP API, eval) shares."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+
+@dataclass(frozen=True)
+class Citation:
+    n: int
+    doc_id: str
+    title: str
+    source: str  # file path, relative to the repo root for files inside it
+    quote: str  # == open(source).read()[start:end]
+    start: int
+    end: int
+
+
+@dataclass(frozen=True)
+class Passage:
+    doc_id: str
+    title: str
+    text: str
+    score: float
+    start: int
+    end: int
+
+
+@dataclass
+class Answer:
+    question: str
+    answer: str
+    refused: bool
+    citations: list[Citation] = field(default_factory=list)
+    passages: list[Passage] = field(default_factory=list)
+    timings_ms: dict[str, float] = field(default_factory=dict)
+    # The question actually searched for, after resolving a follow-up against history.
+    standalone_question: str | None = None
+
+    def to_dict(self) -> dict:
+        """The ``rag ask --json`` object, key for key."""
+        return {
+            "question": self.question,
+            "answer": self.answer,
+            "refused": self.refused,
+            "citations": [asdict(c) for c in self.citations],
+            "passages": [asdict(p) for p in self.passages],
+            "timings_ms": {k: round(v, 3) for k, v in self.timings_ms.items()},
+        }
+
+
+@dataclass(frozen=True)
+class SourceDocument:
+    """An indexed article, as listed by ``rag sources``."""
+
+    doc_id: str
+    title: str
+    source: str
+    chunks: int
+    sentences: int
+    chars: int

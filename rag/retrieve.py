@@ -1,0 +1,136 @@
+"""Hybrid retrieval: dense (Chroma) + lexical (BM25, bm25s), fused by reciprocal rank.
+
+Passages are chunks ranked by reciprocal rank fusion of the two rankings. Evidence is
+chosen one level down, among sentences: each sentence is scored by its own embedding,
+its BM25 score and the rank of the passage that holds it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from rag.store import IndexStore, Rows
+
+RRF_K = 60  # the constant from Cormack et al. (2009); damps the weight of top ranks
+
+
+class LexicalIndex:
+    """BM25 over a list of texts, with English stemming and stop words."""
+
+    def __init__(self, texts: list[str]) -> None:
+        import bm25s
+        import Stemmer
+
+        self._bm25s = bm25s
+        self._stemmer = Stemmer.Stemmer("english")
+        self._size = len(texts)
+        self._retriever = bm25s.BM25()
+        if texts:
+            tokens = bm25s.tokenize(
+                texts, stopwords="en", stemmer=self._stemmer, show_progress=False
+            )
+            self._retriever.index(tokens, show_progress=False)
+
+    def terms(self, query: str) -> list[str]:
+        tokens = self._bm25s.tokenize(
+            [query], stopwords="en", stemmer=self._stemmer, return_ids=False, show_progress=False
+        )
+        return [t for t in tokens[0] if t]
+
+    def known_terms(self, terms: list[str]) -> list[str]:
+        vocab = getattr(self._retriever, "vocab_dict", None) or {}
+        return [t for t in terms if t in vocab]
+
+    def scores(self, terms: list[str]) -> np.ndarray:
+        known = self.known_terms(terms)
+        if not known or self._size == 0:
+            return np.zeros(self._size, dtype=np.float32)
+        return np.asarray(self._retriever.get_scores(known), dtype=np.float32)
+
+
+@dataclass
+class Corpus:
+    """The committed rows of the index, loaded once per engine and then read-only."""
+
+    chunks: Rows
+    sentences: Rows
+    chunk_lexical: LexicalIndex
+    sentence_lexical: LexicalIndex
+    chunk_position: dict[str, int]  # chunk id -> row
+    sentence_doc: np.ndarray  # doc id per sentence row
+    sentence_chunk_key: list[tuple[str, int]]  # (doc_id, chunk position) per sentence
+    chunk_key: list[tuple[str, int]]  # (doc_id, chunk position) per chunk row
+
+    @classmethod
+    def load(cls, store: IndexStore, committed: dict[str, str]) -> Corpus:
+        """``committed`` maps doc_id to the content hash of its committed version."""
+        chunks = _committed(store.all_rows(store.chunks), committed)
+        sentences = _committed(store.all_rows(store.sentences, with_embeddings=True), committed)
+        return cls(
+            chunks=chunks,
+            sentences=sentences,
+            chunk_lexical=LexicalIndex(chunks.texts),
+            sentence_lexical=LexicalIndex(sentences.texts),
+            chunk_position={cid: i for i, cid in enumerate(chunks.ids)},
+            sentence_doc=np.asarray([m["doc_id"] for m in sentences.metadatas]),
+            sentence_chunk_key=[(m["doc_id"], int(m["chunk"])) for m in sentences.metadatas],
+            chunk_key=[(m["doc_id"], int(m["position"])) for m in chunks.metadatas],
+        )
+
+
+def _committed(rows: Rows, committed: dict[str, str]) -> Rows:
+    keep = [
+        i
+        for i, meta in enumerate(rows.metadatas)
+        if committed.get(meta["doc_id"]) == meta["content_hash"]
+    ]
+    # Stable order (doc, position) so that ties break the same way on every run.
+    keep.sort(key=lambda i: (rows.metadatas[i]["doc_id"], rows.metadatas[i]["position"]))
+    embeddings = None
+    if rows.embeddings is not None:
+        embeddings = rows.embeddings[keep] if keep else np.empty((0, 0), dtype=np.float32)
+    return Rows(
+        ids=[rows.ids[i] for i in keep],
+        texts=[rows.texts[i] for i in keep],
+        metadatas=[rows.metadatas[i] for i in keep],
+        embeddings=embeddings,
+    )
+
+
+@dataclass(frozen=True)
+class RankedPassage:
+    row: int  # row in Corpus.chunks
+    score: float  # fused score
+
+
+def fuse(rankings: list[list[int]], k: int = RRF_K) -> list[tuple[int, float]]:
+    """Reciprocal rank fusion of several best-first rankings of row numbers."""
+    scores: dict[int, float] = {}
+    for ranking in rankings:
+        for rank, row in enumerate(ranking):
+            scores[row] = scores.get(row, 0.0) + 1.0 / (k + rank + 1)
+    return sorted(scores.items(), key=lambda item: (-item[1], item[0]))
+
+
+def retrieve_passages(
+    store: IndexStore,
+    corpus: Corpus,
+    query_vector: np.ndarray,
+    terms: list[str],
+    top_k: int,
+    doc_ids: list[str] | None,
+) -> list[RankedPassage]:
+    pool = max(3 * top_k, 10)
+    dense_hits = store.query_chunks(query_vector, pool, doc_ids)
+    dense = [corpus.chunk_position[cid] for cid, _ in dense_hits if cid in corpus.chunk_position]
+
+    lexical_scores = corpus.chunk_lexical.scores(terms)
+    if doc_ids:
+        allowed = np.isin([m["doc_id"] for m in corpus.chunks.metadatas], doc_ids)
+        lexical_scores = np.where(allowed, lexical_scores, 0.0)
+    order = np.argsort(-lexical_scores, kind="stable")[:pool]
+    lexical = [int(i) for i in order if lexical_scores[i] > 0]
+
+    return [RankedPassage(row, score) for row, score in fuse([dense, lexical])[:top_k]]

