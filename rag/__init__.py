@@ -1,7 +1,7 @@
 """Ask questions of a news corpus; get answers that quote and cite their articles.
 
-    >>> from rag import ask
-    >>> ask("What are Russia's stated conditions for talks?").citations[0].doc_id
+>>> from rag import ask
+>>> ask("What are Russia's stated conditions for talks?").citations[0].doc_id
 """
 
 from rag import offline as _offline  # noqa: F401  (must run before any other import)

@@ -7,23 +7,35 @@ enough evidence, the answer is a refusal that cites nothing.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import numpy as np
 
 from rag.models import Citation
-from rag.retrieve import Corpus, RankedPassage
+from rag.retrieve import Corpus
 
-# Weights of a sentence's score: its own embedding similarity, its BM25 score relative
-# to the best sentence, and the fused rank of the passage that holds it. Tuned on the
-# eval set (eval/questions.jsonl); see `rag eval`.
+# Weights of a sentence's score: its own embedding similarity, the similarity of the
+# chunk around it (context the sentence alone lacks) and its BM25 score relative to the
+# best sentence. Tuned on the eval set
+# (eval/questions.jsonl) with `rag eval`.
+CONTEXT_WEIGHT = 0.5
 LEXICAL_WEIGHT = 0.10
-PASSAGE_WEIGHT = 0.04
 # Sentences within this score margin of the best one are quoted too.
-QUOTE_MARGIN = 0.035
+QUOTE_MARGIN = 0.06
 # A second article is quoted when its best sentence is this close to the best one.
 ARTICLE_MARGIN = 0.03
-ANSWER_CHAR_BUDGET = 420
+ANSWER_CHAR_BUDGET = 450
+# News articles put the gist first: the headline and the first sentences get a bonus
+# that fades over LEAD_SENTENCES sentences.
+LEAD_WEIGHT = 0.02
+LEAD_SENTENCES = 4
+# A sentence that opens like this continues the one before it ("But Moscow needs...").
+_CONTINUATION = re.compile(
+    r"^(but|however|yet|still|instead|he|she|they|it|this|that|these|those|his|her|their"
+    r"|adding|according|the focus|[“\"])\b",
+    re.IGNORECASE,
+)
 
 
 @dataclass(frozen=True)
@@ -42,7 +54,6 @@ def score_sentences(
     corpus: Corpus,
     query_vector: np.ndarray,
     terms: list[str],
-    passages: list[RankedPassage],
     allowed: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(combined score, dense similarity) for every sentence row; -inf where not allowed."""
@@ -51,16 +62,12 @@ def score_sentences(
         empty = np.empty(0, dtype=np.float32)
         return empty, empty
     dense = vectors @ query_vector
+    context = (corpus.chunks.embeddings @ query_vector)[corpus.sentence_chunk_row]
     lexical = corpus.sentence_lexical.scores(terms)
     top = float(lexical[allowed].max()) if allowed.any() else 0.0
     lexical = lexical / top if top > 0 else np.zeros_like(lexical)
-    bonus = np.zeros_like(dense)
-    passage_rank = {corpus.chunk_key[p.row]: rank for rank, p in enumerate(passages)}
-    for i, key in enumerate(corpus.sentence_chunk_key):
-        rank = passage_rank.get(key)
-        if rank is not None:
-            bonus[i] = 1.0 / (1 + rank)
-    score = dense + LEXICAL_WEIGHT * lexical + PASSAGE_WEIGHT * bonus
+    lead = np.clip(1.0 - corpus.sentence_position / LEAD_SENTENCES, 0.0, 1.0)
+    score = dense + CONTEXT_WEIGHT * context + LEXICAL_WEIGHT * lexical + LEAD_WEIGHT * lead
     return np.where(allowed, score, -np.inf), dense
 
 
@@ -76,19 +83,46 @@ def select_evidence(
         return Evidence([], float("-inf"), float("-inf"), coverage)
     best = order[0]
     picked = [best]
-    seen_texts = {corpus.sentences.texts[best]}
     length = len(corpus.sentences.texts[best])
     for row in order[1:]:
         if len(picked) >= max_quotes or score[row] < score[best] - QUOTE_MARGIN:
             break
-        text = corpus.sentences.texts[row]
-        if text in seen_texts or length + len(text) > ANSWER_CHAR_BUDGET:
+        if _duplicate(corpus, row, picked) or length + len(corpus.sentences.texts[row]) > (
+            ANSWER_CHAR_BUDGET
+        ):
             continue
         picked.append(row)
-        seen_texts.add(text)
-        length += len(text)
+        length += len(corpus.sentences.texts[row])
     picked = _with_second_article(corpus, order, score, picked, max_quotes)
+    picked = _with_continuations(corpus, picked, length)
     return Evidence(picked, float(score[best]), float(dense[best]), coverage)
+
+
+def _duplicate(corpus: Corpus, row: int, picked: list[int]) -> bool:
+    text = corpus.sentences.texts[row]
+    return any(corpus.sentences.texts[p] == text for p in picked)
+
+
+def _next_in_paragraph(corpus: Corpus, row: int) -> int | None:
+    nxt = row + 1  # rows are ordered by (doc, position)
+    if nxt >= len(corpus.sentences.texts) or corpus.sentence_doc[nxt] != corpus.sentence_doc[row]:
+        return None
+    gap = corpus.sentences.metadatas[nxt]["start"] - corpus.sentences.metadatas[row]["end"]
+    return nxt if gap <= 2 else None
+
+
+def _with_continuations(corpus: Corpus, picked: list[int], length: int) -> list[int]:
+    """Add the next sentence of a quoted paragraph when it continues the thought."""
+    out = list(picked)
+    for row in picked[:2]:
+        nxt = _next_in_paragraph(corpus, row)
+        if nxt is None or nxt in out:
+            continue
+        text = corpus.sentences.texts[nxt]
+        if _CONTINUATION.match(text) and length + len(text) <= ANSWER_CHAR_BUDGET + 150:
+            out.append(nxt)
+            length += len(text)
+    return out
 
 
 def _with_second_article(
@@ -134,9 +168,13 @@ def compose(corpus: Corpus, rows: list[int]) -> tuple[str, list[Citation]]:
                 end=int(meta["end"]),
             )
             citations.append(citation)
-            parts.append(f"“{citation.quote}” [{citation.n}]")
+            parts.append(f"{_quoted(citation.quote)} [{citation.n}]")
         lines.append(" ".join(parts))
     return "\n\n".join(lines), citations
+
+
+def _quoted(text: str) -> str:
+    return text if text[0] in "“\"'‘" else f"“{text}”"
 
 
 def refusal_text(question: str) -> str:

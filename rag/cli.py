@@ -109,7 +109,8 @@ def print_answer(answer) -> None:  # noqa: ANN001 - rag.models.Answer
         out.print()
         out.print("[bold]Sources[/]")
     for c in answer.citations:
-        out.print(f"  [{c.n}] {escape(c.title)} — {escape(c.source)} [dim]chars {c.start}–{c.end}[/]")
+        where = f"[dim]chars {c.start}–{c.end}[/]"
+        out.print(f"  [{c.n}] {escape(c.title)} — {escape(c.source)} {where}")
     out.print()
 
 

@@ -163,16 +163,36 @@ def _verbatim_pieces(cleaned: CleanText, start: int, end: int) -> list[tuple[int
     return pieces
 
 
+def _merged_sentences(unit: str) -> list[tuple[int, int]]:
+    """Punkt sentence spans; a fragment under 3 words ("It’s misleading.") joins the next."""
+    spans = list(_punkt().span_tokenize(unit))
+    merged: list[tuple[int, int]] = []
+    carry: int | None = None
+    for s, e in spans:
+        s = carry if carry is not None else s
+        carry = None
+        if len(unit[s:e].split()) < 3:
+            carry = s
+            continue
+        merged.append((s, e))
+    if carry is not None:
+        if merged:
+            merged[-1] = (merged[-1][0], spans[-1][1])
+        else:
+            merged.append((carry, spans[-1][1]))
+    return merged
+
+
 def sentence_spans(cleaned: CleanText, chunks: list[Span]) -> list[tuple[Span, int]]:
     """Sentences quotable verbatim, each with the index of the first chunk holding it."""
     out: list[tuple[Span, int]] = []
     chunk_ends = [c.end for c in chunks]
     for unit_start, unit_end in _units(cleaned):
         unit = cleaned.text[unit_start:unit_end]
-        for s, e in _punkt().span_tokenize(unit):
+        for s, e in _merged_sentences(unit):
             for ps, pe in _verbatim_pieces(cleaned, unit_start + s, unit_start + e):
                 text = cleaned.text[ps:pe].strip()
-                if len(text.split()) < 3:
+                if len(text.split()) < 2:
                     continue
                 ps += cleaned.text[ps:pe].index(text)
                 src_start, src_end = cleaned.source_span(ps, ps + len(text))

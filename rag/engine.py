@@ -102,17 +102,17 @@ class Engine:
 
         vector = self.embedding.embed_query(query)
         terms = self.corpus.chunk_lexical.terms(query)
-        ranked = retrieve_passages(self.store, self.corpus, vector, terms, top_k, doc_ids)
-        retrieved = time.perf_counter()
-
         allowed = (
             np.isin(self.corpus.sentence_doc, doc_ids)
             if doc_ids
             else np.ones(len(self.corpus.sentence_doc), dtype=bool)
         )
+        score, dense = answerer.score_sentences(self.corpus, vector, terms, allowed)
+        ranked = retrieve_passages(self.store, self.corpus, vector, terms, top_k, doc_ids, score)
+        retrieved = time.perf_counter()
+
         known = self.corpus.sentence_lexical.known_terms(terms)
         coverage = len(known) / len(terms) if terms else 0.0
-        score, dense = answerer.score_sentences(self.corpus, vector, terms, ranked, allowed)
         evidence = answerer.select_evidence(
             self.corpus, score, dense, coverage, self.settings.max_quotes
         )

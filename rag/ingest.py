@@ -89,7 +89,9 @@ def ingest_lock(settings: Settings) -> Iterator[None]:
         settings.index_dir.mkdir(parents=True, exist_ok=True)
         handle = (settings.index_dir / ".ingest.lock").open("w")
     except OSError as exc:
-        raise IndexUnavailableError(f"cannot write to the index at {settings.index_dir}: {exc}")
+        raise IndexUnavailableError(
+            f"cannot write to the index at {settings.index_dir}: {exc}"
+        ) from exc
     with handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -138,8 +140,10 @@ class _Ingestor:
 
     def run(self, files: list[Path], prune: bool) -> None:
         records = self.store.document_records()
-        if any(r.fingerprint.split("|")[1:2] != self.fingerprint.split("|")[1:2]
-               for r in records.values()):
+        if any(
+            r.fingerprint.split("|")[1:2] != self.fingerprint.split("|")[1:2]
+            for r in records.values()
+        ):
             log.warning("embedding backend changed: rebuilding the whole index")
             self._drop_everything(records)
             records = {}
@@ -174,7 +178,11 @@ class _Ingestor:
         self.report.files += 1
         content_hash = hashlib.sha256(text.encode("utf-8")).hexdigest()
         record = records.get(doc_id)
-        if record and record.content_hash == content_hash and record.fingerprint == self.fingerprint:
+        unchanged = record is not None and (record.content_hash, record.fingerprint) == (
+            content_hash,
+            self.fingerprint,
+        )
+        if record is not None and unchanged:
             rows = self.store.count_rows(doc_id, content_hash)
             if rows == (record.chunks, record.sentences):
                 self.report.removed += self.store.delete_stale_rows(doc_id, content_hash)
@@ -194,8 +202,9 @@ class _Ingestor:
         from tqdm import tqdm
 
         total = sum(len(d.chunks) + len(d.sentences) for d in docs)
-        bar = tqdm(total=total, unit="text", desc="embedding", disable=not self.progress,
-                   leave=False)
+        bar = tqdm(
+            total=total, unit="text", desc="embedding", disable=not self.progress, leave=False
+        )
         with bar:
             for doc in docs:
                 self._store_document(doc, bar)
@@ -209,28 +218,49 @@ class _Ingestor:
         self.report.embed_seconds += time.perf_counter() - started
         self.report.embedded_texts += len(doc.chunks) + len(doc.sentences)
 
-        base = {"doc_id": doc.doc_id, "title": doc.title, "source": doc.source,
-                "content_hash": doc.content_hash}
+        base = {
+            "doc_id": doc.doc_id,
+            "title": doc.title,
+            "source": doc.source,
+            "content_hash": doc.content_hash,
+        }
         key = f"{doc.doc_id}:{doc.content_hash[:16]}"
-        self.store.add_rows(self.store.chunks, Rows(
-            ids=[f"{key}:c{i}" for i in range(len(doc.chunks))],
-            texts=[c.text for c in doc.chunks],
-            metadatas=[{**base, "start": c.start, "end": c.end, "position": i}
-                       for i, c in enumerate(doc.chunks)],
-            embeddings=chunk_vectors,
-        ))
-        self.store.add_rows(self.store.sentences, Rows(
-            ids=[f"{key}:s{i}" for i in range(len(doc.sentences))],
-            texts=[s.text for s, _ in doc.sentences],
-            metadatas=[{**base, "start": s.start, "end": s.end, "position": i, "chunk": chunk}
-                       for i, (s, chunk) in enumerate(doc.sentences)],
-            embeddings=sentence_vectors,
-        ))
-        self.store.commit_document(DocumentRecord(
-            doc_id=doc.doc_id, title=doc.title, source=doc.source,
-            content_hash=doc.content_hash, fingerprint=self.fingerprint,
-            chunks=len(doc.chunks), sentences=len(doc.sentences), chars=len(doc.clean.text),
-        ))
+        self.store.add_rows(
+            self.store.chunks,
+            Rows(
+                ids=[f"{key}:c{i}" for i in range(len(doc.chunks))],
+                texts=[c.text for c in doc.chunks],
+                metadatas=[
+                    {**base, "start": c.start, "end": c.end, "position": i}
+                    for i, c in enumerate(doc.chunks)
+                ],
+                embeddings=chunk_vectors,
+            ),
+        )
+        self.store.add_rows(
+            self.store.sentences,
+            Rows(
+                ids=[f"{key}:s{i}" for i in range(len(doc.sentences))],
+                texts=[s.text for s, _ in doc.sentences],
+                metadatas=[
+                    {**base, "start": s.start, "end": s.end, "position": i, "chunk": chunk}
+                    for i, (s, chunk) in enumerate(doc.sentences)
+                ],
+                embeddings=sentence_vectors,
+            ),
+        )
+        self.store.commit_document(
+            DocumentRecord(
+                doc_id=doc.doc_id,
+                title=doc.title,
+                source=doc.source,
+                content_hash=doc.content_hash,
+                fingerprint=self.fingerprint,
+                chunks=len(doc.chunks),
+                sentences=len(doc.sentences),
+                chars=len(doc.clean.text),
+            )
+        )
         self.report.removed += self.store.delete_stale_rows(doc.doc_id, doc.content_hash)
         self.report.added += len(doc.chunks)
 

@@ -14,6 +14,30 @@ import numpy as np
 from rag.store import IndexStore, Rows
 
 RRF_K = 60  # the constant from Cormack et al. (2009); damps the weight of top ranks
+# Question words carry no topic; BM25 should not match "what" or "did".
+QUESTION_WORDS = (
+    "what",
+    "who",
+    "whom",
+    "whose",
+    "how",
+    "which",
+    "when",
+    "where",
+    "why",
+    "did",
+    "does",
+    "do",
+    "done",
+    "say",
+    "said",
+    "says",
+    "tell",
+    "told",
+    "according",
+    "much",
+    "many",
+)
 
 
 class LexicalIndex:
@@ -25,17 +49,22 @@ class LexicalIndex:
 
         self._bm25s = bm25s
         self._stemmer = Stemmer.Stemmer("english")
+        self._stopwords = list(bm25s.stopwords.STOPWORDS_EN) + list(QUESTION_WORDS)
         self._size = len(texts)
         self._retriever = bm25s.BM25()
         if texts:
             tokens = bm25s.tokenize(
-                texts, stopwords="en", stemmer=self._stemmer, show_progress=False
+                texts, stopwords=self._stopwords, stemmer=self._stemmer, show_progress=False
             )
             self._retriever.index(tokens, show_progress=False)
 
     def terms(self, query: str) -> list[str]:
         tokens = self._bm25s.tokenize(
-            [query], stopwords="en", stemmer=self._stemmer, return_ids=False, show_progress=False
+            [query],
+            stopwords=self._stopwords,
+            stemmer=self._stemmer,
+            return_ids=False,
+            show_progress=False,
         )
         return [t for t in tokens[0] if t]
 
@@ -62,12 +91,17 @@ class Corpus:
     sentence_doc: np.ndarray  # doc id per sentence row
     sentence_chunk_key: list[tuple[str, int]]  # (doc_id, chunk position) per sentence
     chunk_key: list[tuple[str, int]]  # (doc_id, chunk position) per chunk row
+    sentence_chunk_row: np.ndarray  # row in chunks of the chunk holding each sentence
+    sentence_position: np.ndarray  # index of each sentence within its article
 
     @classmethod
     def load(cls, store: IndexStore, committed: dict[str, str]) -> Corpus:
         """``committed`` maps doc_id to the content hash of its committed version."""
-        chunks = _committed(store.all_rows(store.chunks), committed)
+        chunks = _committed(store.all_rows(store.chunks, with_embeddings=True), committed)
         sentences = _committed(store.all_rows(store.sentences, with_embeddings=True), committed)
+        chunk_key = [(m["doc_id"], int(m["position"])) for m in chunks.metadatas]
+        chunk_row = {key: row for row, key in enumerate(chunk_key)}
+        sentence_chunk_key = [(m["doc_id"], int(m["chunk"])) for m in sentences.metadatas]
         return cls(
             chunks=chunks,
             sentences=sentences,
@@ -75,8 +109,10 @@ class Corpus:
             sentence_lexical=LexicalIndex(sentences.texts),
             chunk_position={cid: i for i, cid in enumerate(chunks.ids)},
             sentence_doc=np.asarray([m["doc_id"] for m in sentences.metadatas]),
-            sentence_chunk_key=[(m["doc_id"], int(m["chunk"])) for m in sentences.metadatas],
-            chunk_key=[(m["doc_id"], int(m["position"])) for m in chunks.metadatas],
+            sentence_chunk_key=sentence_chunk_key,
+            chunk_key=chunk_key,
+            sentence_position=np.asarray([int(m["position"]) for m in sentences.metadatas]),
+            sentence_chunk_row=np.asarray([chunk_row[k] for k in sentence_chunk_key], dtype=int),
         )
 
 
@@ -121,16 +157,26 @@ def retrieve_passages(
     terms: list[str],
     top_k: int,
     doc_ids: list[str] | None,
+    sentence_scores: np.ndarray,
 ) -> list[RankedPassage]:
+    """Fuse three rankings of chunks: dense (Chroma), BM25, and best sentence inside."""
     pool = max(3 * top_k, 10)
     dense_hits = store.query_chunks(query_vector, pool, doc_ids)
     dense = [corpus.chunk_position[cid] for cid, _ in dense_hits if cid in corpus.chunk_position]
 
-    lexical_scores = corpus.chunk_lexical.scores(terms)
-    if doc_ids:
-        allowed = np.isin([m["doc_id"] for m in corpus.chunks.metadatas], doc_ids)
-        lexical_scores = np.where(allowed, lexical_scores, 0.0)
+    allowed = (
+        np.isin([m["doc_id"] for m in corpus.chunks.metadatas], doc_ids)
+        if doc_ids
+        else np.ones(len(corpus.chunks.ids), dtype=bool)
+    )
+    lexical_scores = np.where(allowed, corpus.chunk_lexical.scores(terms), 0.0)
     order = np.argsort(-lexical_scores, kind="stable")[:pool]
     lexical = [int(i) for i in order if lexical_scores[i] > 0]
 
-    return [RankedPassage(row, score) for row, score in fuse([dense, lexical])[:top_k]]
+    best_sentence = np.full(len(corpus.chunks.ids), -np.inf)
+    np.maximum.at(best_sentence, corpus.sentence_chunk_row, sentence_scores)
+    order = np.argsort(-best_sentence, kind="stable")[:pool]
+    by_sentence = [int(i) for i in order if np.isfinite(best_sentence[i])]
+
+    fused = fuse([dense, lexical, by_sentence])
+    return [RankedPassage(row, score) for row, score in fused[:top_k]]

@@ -1,0 +1,288 @@
+"""Turn a follow-up question into one that stands on its own, without an LLM.
+
+A follow-up such as "And what does Kyiv demand?" or "What about Kyiv?" only makes
+sense next to the question before it ("What are Russia's stated conditions for
+talks?"). Retrieval sees one question at a time, so an elliptical follow-up gets
+the earlier question's topic carried over:
+
+- "What about X?" / "And X?" (a bare noun phrase) takes the earlier question and puts
+  X in place of its first named entity: "What are X's stated conditions for talks?"
+- any other elliptical question (leading "and"/"also", a pronoun, or too few content
+  words) keeps its own words and gains the earlier question's topic in parentheses,
+  minus the entities the new question replaces.
+
+A question that names its own topic is returned unchanged.
+"""
+
+from __future__ import annotations
+
+import re
+
+_WORD = re.compile(r"[A-Za-z][\w'’-]*")
+_CONNECTOR = re.compile(
+    r"^\s*(?:and|also|but|so|then|or|plus|what about|how about)\b[\s,]*",
+    re.IGNORECASE,
+)
+_WHAT_ABOUT = re.compile(
+    r"^\s*(?:(?:and|but|so)\s+)?(?:what|how)\s+about\s+(?P<subject>.+?)\s*[?.!]*\s*$",
+    re.IGNORECASE,
+)
+_AND_FRAGMENT = re.compile(r"^\s*and\s+(?P<subject>.+?)\s*[?.!]*\s*$", re.IGNORECASE)
+_POSSESSIVE = re.compile(r"['’]s$|['’]$")
+
+_PRONOUNS = frozenset(
+    {
+        "he",
+        "him",
+        "his",
+        "she",
+        "her",
+        "hers",
+        "it",
+        "its",
+        "they",
+        "them",
+        "their",
+        "theirs",
+        "this",
+        "these",
+        "those",
+        "such",
+        "same",
+        "other",
+        "former",
+        "latter",
+    }
+)
+_QUESTION_WORDS = frozenset(
+    {"what", "which", "who", "whom", "whose", "when", "where", "why", "how"}
+)
+_STOPWORDS = (
+    frozenset(
+        {
+            "a",
+            "an",
+            "the",
+            "of",
+            "to",
+            "in",
+            "on",
+            "at",
+            "by",
+            "for",
+            "from",
+            "with",
+            "about",
+            "into",
+            "over",
+            "after",
+            "before",
+            "under",
+            "between",
+            "and",
+            "or",
+            "but",
+            "so",
+            "then",
+            "also",
+            "too",
+            "as",
+            "than",
+            "that",
+            "there",
+            "here",
+            "is",
+            "are",
+            "was",
+            "were",
+            "be",
+            "been",
+            "being",
+            "am",
+            "do",
+            "does",
+            "did",
+            "done",
+            "doing",
+            "have",
+            "has",
+            "had",
+            "having",
+            "will",
+            "would",
+            "shall",
+            "should",
+            "can",
+            "could",
+            "may",
+            "might",
+            "must",
+            "not",
+            "no",
+            "yes",
+            "any",
+            "some",
+            "all",
+            "each",
+            "every",
+            "i",
+            "me",
+            "my",
+            "we",
+            "us",
+            "our",
+            "you",
+            "your",
+            "more",
+            "most",
+            "much",
+            "many",
+            "very",
+            "just",
+            "only",
+            "even",
+            "still",
+            "again",
+            "ever",
+            "say",
+            "says",
+            "said",
+            "tell",
+            "told",
+        }
+    )
+    | _PRONOUNS
+    | _QUESTION_WORDS
+)
+# A question with fewer content words than this leans on the one before it.
+_MIN_CONTENT_WORDS = 3
+# A bare noun phrase ("And Kyiv?") has at most this many words and no verb we can see.
+_MAX_FRAGMENT_WORDS = 5
+
+
+def standalone_question(question: str, history: list[dict]) -> str:
+    """The question to search for, given the conversation so far (OpenAI "messages")."""
+    resolved: str | None = None
+    for earlier in _user_questions(history):
+        resolved = _resolve(earlier, resolved)
+    return _resolve(question, resolved)
+
+
+def _user_questions(history: list[dict]) -> list[str]:
+    return [
+        m["content"].strip()
+        for m in history or []
+        if isinstance(m, dict)
+        and m.get("role") == "user"
+        and isinstance(m.get("content"), str)
+        and m["content"].strip()
+    ]
+
+
+def _resolve(question: str, previous: str | None) -> str:
+    question = " ".join(question.split())
+    if previous is None or not is_elliptical(question):
+        return question
+    subject = _fragment_subject(question)
+    if subject is not None:
+        return _substitute_subject(previous, subject)
+    return _carry_topic(question, previous)
+
+
+def is_elliptical(question: str) -> bool:
+    """True when the question leans on an earlier one for its topic."""
+    if _CONNECTOR.match(question):
+        return True
+    words = [w.lower() for w in _WORD.findall(question)]
+    if any(w in _PRONOUNS for w in words):
+        return True
+    return len(_content_words(question)) < _MIN_CONTENT_WORDS
+
+
+def _fragment_subject(question: str) -> str | None:
+    """X in "What about X?" or in a verbless "And X?", else None."""
+    match = _WHAT_ABOUT.match(question)
+    if match is None:
+        match = _AND_FRAGMENT.match(question)
+        if match is None:
+            return None
+        subject_words = _WORD.findall(match["subject"])
+        if not subject_words or len(subject_words) > _MAX_FRAGMENT_WORDS:
+            return None
+        if subject_words[0].lower() in _QUESTION_WORDS | _STOPWORDS:
+            return None
+    subject = match["subject"].strip(" ,;:")
+    return subject or None
+
+
+def _substitute_subject(previous: str, subject: str) -> str:
+    entities = _entity_spans(previous)
+    if not entities:
+        return f"{_strip_end(previous)} ({subject})?"
+    start, end, word = entities[0]
+    replacement = subject
+    if _POSSESSIVE.search(word):
+        replacement += "'" if subject.endswith("s") else "'s"
+    return previous[:start] + replacement + previous[end:]
+
+
+def _carry_topic(question: str, previous: str) -> str:
+    core = _CONNECTOR.sub("", question, count=1).strip()
+    core = core[:1].upper() + core[1:]
+    own_words = {_bare(w) for w in _WORD.findall(core)}
+    replaces_entities = bool(_entities(core))
+    carried = [
+        word
+        for word in _topic_words(previous)
+        if _bare(word) not in own_words
+        and not (replaces_entities and _is_entity_word(previous, word))
+    ]
+    if not carried:
+        return core
+    return f"{_strip_end(core)} ({' '.join(carried)})?"
+
+
+def _topic_words(question: str) -> list[str]:
+    """The question's words from its first content word to its last."""
+    words = _WORD.findall(question)
+    content = [i for i, w in enumerate(words) if _is_content(w)]
+    if not content:
+        return []
+    return words[content[0] : content[-1] + 1]
+
+
+def _content_words(text: str) -> list[str]:
+    return [w for w in _WORD.findall(text) if _is_content(w)]
+
+
+def _is_content(word: str) -> bool:
+    return _bare(word) not in _STOPWORDS
+
+
+def _bare(word: str) -> str:
+    return _POSSESSIVE.sub("", word).lower()
+
+
+def _entity_spans(text: str) -> list[tuple[int, int, str]]:
+    """Capitalized words that are not the sentence's first word, nor a question word."""
+    spans = []
+    for i, m in enumerate(_WORD.finditer(text)):
+        word = m.group(0)
+        if not word[0].isupper() or _bare(word) in _STOPWORDS:
+            continue
+        if i == 0 and word.lower() in _QUESTION_WORDS:
+            continue
+        spans.append((m.start(), m.end(), word))
+    return spans
+
+
+def _entities(text: str) -> set[str]:
+    return {_bare(word) for _, _, word in _entity_spans(text)}
+
+
+def _is_entity_word(text: str, word: str) -> bool:
+    return _bare(word) in _entities(text)
+
+
+def _strip_end(text: str) -> str:
+    return text.rstrip(" ?.!")
