@@ -1,0 +1,60 @@
+# Two commands set everything up: `make run` and `make test`. See README.md.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+export GRADIO_ANALYTICS_ENABLED := False
+export ANONYMIZED_TELEMETRY := False
+
+.PHONY: install run serve ingest test test-fast lint eval bench screenshots browser lock clean
+
+install: $(STAMP)  ## create .venv and install the pinned dependencies (idempotent)
+
+$(STAMP): requirements.lock pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --require-hashes --no-deps -r requirements.lock
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	$(BIN)/python -m pip check
+	touch $(STAMP)
+
+ingest: install  ## index seeds/ (only new or changed files are embedded)
+	$(BIN)/rag ingest
+
+run: ingest  ## install, index seeds/, start the chat at http://127.0.0.1:7860
+	$(BIN)/rag serve
+
+serve: run
+
+browser:  ## Debian's chromium for the browser tests (never `playwright install`)
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else echo "browser tests need Debian's chromium: sudo apt-get install -y chromium" >&2; exit 1; fi; }
+
+test: install browser  ## install what tests need and run the whole suite
+	$(BIN)/ruff check rag ui tests bench
+	$(BIN)/python -m pytest
+
+test-fast: install  ## the suite without the browser and eval-gate tests
+	$(BIN)/python -m pytest -m "not browser and not slow"
+
+lint: install
+	$(BIN)/ruff check rag ui tests bench
+	$(BIN)/ruff format --check rag ui tests bench
+
+eval: install  ## run the eval set; writes eval/out/report.{json,md,png}
+	$(BIN)/rag eval --out eval/out
+
+bench: install  ## benchmarks: engine (bench/bench_engine.py) and HTTP API (bench/bench_api.py)
+	$(BIN)/python bench/bench_engine.py
+	$(BIN)/python bench/bench_api.py
+
+screenshots: install browser  ## PNGs of the chat, the article view and the widget into docs/
+	$(BIN)/python -m ui.screenshots docs
+
+lock:  ## re-pin dependencies after editing pyproject.toml
+	$(BIN)/python -m pip install --quiet uv
+	$(BIN)/uv pip compile pyproject.toml requirements-build.in --extra test --generate-hashes \
+	  --python-version 3.11 --python-platform x86_64-manylinux_2_28 -o requirements.lock
+
+clean:
+	rm -rf $(VENV) .rag-index .pytest_cache eval/out bench/out
