@@ -117,18 +117,21 @@ def print_answer(answer) -> None:  # noqa: ANN001 - rag.models.Answer
 @app.command()
 def sources() -> None:
     """List the indexed articles with their chunk counts."""
-    from rich.table import Table
-
-    from rag.engine import Engine
+    from rag.store import IndexStore
 
     try:
-        docs = Engine(get_settings(), auto_ingest=False).sources()
+        records = IndexStore(get_settings()).document_records()
     except RagError as exc:
         raise fail(exc) from None
-    table = Table("doc_id", "title", "file", "chunks", "sentences")
-    for d in docs:
-        table.add_row(d.doc_id, escape(d.title), escape(d.source), str(d.chunks), str(d.sentences))
-    out.print(table)
+    if not records:
+        err.print("the index is empty: run `rag ingest` to index the articles in seeds/")
+        raise typer.Exit(1)
+    for doc_id, r in sorted(records.items()):
+        out.print(
+            f"[bold]{doc_id}[/]  {r.chunks} chunks  {r.sentences} sentences  {escape(r.source)}"
+        )
+        out.print(f"    {escape(r.title)}")
+    out.print(f"{len(records)} articles, {sum(r.chunks for r in records.values())} chunks")
 
 
 @app.command()
@@ -150,6 +153,7 @@ def _load_plugins() -> None:
 
 def main() -> None:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
+    logging.getLogger("bm25s").setLevel(logging.WARNING)
     _load_plugins()
     app()
 

@@ -1,0 +1,161 @@
+"""Answers quote and cite their articles; bad questions get clear errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from rag.errors import BadQuestionError
+from tests.conftest import EXAMPLE_QUESTION, read_quote
+
+CONTRACT_KEYS = ["question", "answer", "refused", "citations", "passages", "timings_ms"]
+CITATION_KEYS = ["n", "doc_id", "title", "source", "quote", "start", "end"]
+PASSAGE_KEYS = ["doc_id", "title", "text", "score", "start", "end"]
+EVAL_SET = Path(__file__).parent.parent / "eval" / "questions.jsonl"
+
+
+def test_example_question_quotes_article_003(engine) -> None:  # noqa: ANN001
+    answer = engine.ask(EXAMPLE_QUESTION)
+    assert not answer.refused
+    assert answer.passages[0].doc_id == "003_042faa28e221901a"
+    assert answer.citations[0].doc_id == "003_042faa28e221901a"
+    text = answer.answer.lower()
+    assert "nato" in text and "withdraw" in text
+    assert "[1]" in answer.answer
+
+
+def test_every_citation_is_verbatim_at_its_offsets(engine) -> None:  # noqa: ANN001
+    questions = [json.loads(line)["question"] for line in EVAL_SET.read_text().splitlines()]
+    checked = 0
+    for question in questions:
+        answer = engine.ask(question)
+        for citation in answer.citations:
+            assert read_quote(citation.source, citation.start, citation.end) == citation.quote
+            assert f"[{citation.n}]" in answer.answer
+            checked += 1
+    assert checked >= len(questions) // 2
+
+
+def test_multi_article_question_cites_both_sides(engine) -> None:  # noqa: ANN001
+    answer = engine.ask("How do Kyiv's and Moscow's conditions for negotiations compare?")
+    assert len({c.doc_id for c in answer.citations}) >= 2
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "What did China propose as a peace plan for Ukraine?",
+        "What did the Pope say about the negotiations?",
+        "What is the recipe for a good sourdough bread?",
+    ],
+)
+def test_unanswerable_questions_are_refused(engine, question: str) -> None:  # noqa: ANN001
+    answer = engine.ask(question)
+    assert answer.refused
+    assert answer.citations == []
+    assert "don't say" in answer.answer
+
+
+def test_doc_filter_restricts_sources(engine) -> None:  # noqa: ANN001
+    answer = engine.ask("What did Zelensky say?", doc_ids=["004_9a883b0f2de4c558"])
+    assert {p.doc_id for p in answer.passages} == {"004_9a883b0f2de4c558"}
+    assert {c.doc_id for c in answer.citations} <= {"004_9a883b0f2de4c558"}
+    with pytest.raises(BadQuestionError, match="unknown article"):
+        engine.ask("What did Zelensky say?", doc_ids=["nope"])
+
+
+@pytest.mark.parametrize(
+    ("question", "message"),
+    [("", "empty"), ("   \n\t ", "empty"), ("\x00\x1b\x07", "empty"), ("x" * 100_000, "limit")],
+)
+def test_bad_questions_raise_clear_errors(engine, question: str, message: str) -> None:  # noqa: ANN001
+    with pytest.raises(BadQuestionError, match=message):
+        engine.ask(question)
+
+
+def test_hostile_question_is_only_text(engine) -> None:  # noqa: ANN001
+    answer = engine.ask("<script>alert(1)</script> What does NATO membership mean for Ukraine?")
+    assert answer.question.startswith("<script>")  # echoed as given, rendering escapes it
+    assert all("<script>" not in c.quote for c in answer.citations)
+
+
+# --- the CLI ---------------------------------------------------------------------------------
+
+
+def run_cli(settings, *args: str) -> subprocess.CompletedProcess:  # noqa: ANN001
+    env = {
+        **os.environ,
+        "RAG_INDEX_DIR": str(settings.index_dir),
+        "RAG_SEEDS_DIR": str(settings.seeds_dir),
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "rag.cli", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        check=False,
+    )
+
+
+def test_cli_json_contract(seed_settings) -> None:  # noqa: ANN001
+    questions = [EXAMPLE_QUESTION, "Who is Dmitry Peskov?", "What did the Pope say?"]
+    result = run_cli(seed_settings, "ask", "--json", *questions)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert len(lines) == 3
+    objects = [json.loads(line) for line in lines]
+    assert [o["question"] for o in objects] == questions
+    for obj in objects:
+        assert list(obj) == CONTRACT_KEYS
+        assert list(obj["timings_ms"]) == ["retrieve", "answer", "total"]
+        for c in obj["citations"]:
+            assert list(c) == CITATION_KEYS
+            assert read_quote(c["source"], c["start"], c["end"]) == c["quote"]
+        for p in obj["passages"]:
+            assert list(p) == PASSAGE_KEYS
+    assert objects[0]["citations"][0]["source"] == "seeds/003_042faa28e221901a.txt"
+    assert objects[2]["refused"] is True
+
+
+def test_cli_human_output(seed_settings) -> None:  # noqa: ANN001
+    result = run_cli(seed_settings, "ask", EXAMPLE_QUESTION, "--top-k", "3")
+    assert result.returncode == 0, result.stderr
+    assert "[1]" in result.stdout and "Sources" in result.stdout
+    assert "seeds/003_042faa28e221901a.txt" in result.stdout
+
+
+@pytest.mark.parametrize(("question", "code"), [("", 2), (" ", 2), ("y" * 100_000, 2)])
+def test_cli_bad_question_exit_code(seed_settings, question: str, code: int) -> None:  # noqa: ANN001
+    result = run_cli(seed_settings, "ask", question)
+    assert result.returncode == code
+    assert "error:" in result.stderr
+    assert result.stdout == ""
+
+
+def test_cli_sources(seed_settings) -> None:  # noqa: ANN001
+    result = run_cli(seed_settings, "sources")
+    assert result.returncode == 0, result.stderr
+    for doc_id in ("000_8d93e48187a857e9", "004_9a883b0f2de4c558"):
+        assert doc_id in result.stdout
+
+
+def test_cli_ask_with_no_index_and_no_seeds(tmp_path: Path, seed_settings) -> None:  # noqa: ANN001
+    empty = seed_settings.model_copy(
+        update={"index_dir": tmp_path / "index", "seeds_dir": tmp_path / "missing"}
+    )
+    result = run_cli(empty, "ask", EXAMPLE_QUESTION)
+    assert result.returncode != 0
+    assert "rag ingest" in result.stderr
+
+
+def test_cli_ingest_missing_path(tmp_path: Path, seed_settings) -> None:  # noqa: ANN001
+    settings = seed_settings.model_copy(update={"index_dir": tmp_path / "index"})
+    result = run_cli(settings, "ingest", str(tmp_path / "does-not-exist"))
+    assert result.returncode != 0
+    assert "no such file" in result.stderr

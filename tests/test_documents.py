@@ -1,0 +1,88 @@
+"""Chunks and sentences carry exact offsets into the file text."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import tiktoken
+
+from rag.documents import UnreadableFileError, load_document, read_source
+from tests.conftest import SEEDS
+
+SEED_FILES = sorted(SEEDS.glob("*.txt"))
+
+
+@pytest.mark.parametrize("path", SEED_FILES, ids=lambda p: p.stem)
+def test_chunk_offsets_round_trip(path: Path) -> None:
+    doc = load_document(path, chunk_size=256, chunk_overlap=32)
+    source = open(path).read()
+    encoding = tiktoken.get_encoding("cl100k_base")
+    assert len(doc.chunks) >= 2
+    for chunk in doc.chunks:
+        span = source[chunk.start : chunk.end]
+        # A chunk's span starts and ends exactly where its text does; lines dropped as
+        # debris may sit inside the span, article lines never go missing from it.
+        assert span.startswith(chunk.text[:40]) and span.endswith(chunk.text[-40:])
+        for line in chunk.text.splitlines():
+            assert line in span
+        assert len(encoding.encode(chunk.text)) <= 256
+    starts = [c.start for c in doc.chunks]
+    assert starts == sorted(starts)
+
+
+@pytest.mark.parametrize("path", SEED_FILES, ids=lambda p: p.stem)
+def test_sentences_are_verbatim_and_cover_the_article(path: Path) -> None:
+    doc = load_document(path, chunk_size=256, chunk_overlap=32)
+    source = open(path).read()
+    for sentence, chunk in doc.sentences:
+        assert source[sentence.start : sentence.end] == sentence.text
+        assert 0 <= chunk < len(doc.chunks)
+    quoted = "".join(s.text for s, _ in doc.sentences)
+    for line in doc.clean.text.splitlines():  # no article text is unquotable
+        for word in line.split()[:3]:
+            assert word in quoted
+
+
+def test_chunks_overlap(tmp_path: Path) -> None:
+    doc = load_document(SEEDS / "001_7ad4693f24f79d99.txt", chunk_size=128, chunk_overlap=32)
+    assert len(doc.chunks) >= 4
+    overlapping = sum(a.end > b.start for a, b in zip(doc.chunks, doc.chunks[1:], strict=False))
+    assert overlapping >= 1
+
+
+def test_title_and_ids() -> None:
+    doc = load_document(SEEDS / "003_042faa28e221901a.txt", 256, 32)
+    assert doc.doc_id == "003_042faa28e221901a"
+    assert doc.source == "seeds/003_042faa28e221901a.txt"
+    assert doc.title.startswith("Moscow says the key to peace")
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        (b"", "empty"),
+        (b"   \n\n  ", "empty"),
+        (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "binary"),
+        ("Caf\u00e9 au lait".encode("latin-1"), "not UTF-8"),
+    ],
+)
+def test_unreadable_files_are_refused_with_a_reason(
+    tmp_path: Path, content: bytes, reason: str
+) -> None:
+    path = tmp_path / "bad.txt"
+    path.write_bytes(content)
+    with pytest.raises(UnreadableFileError, match=reason):
+        read_source(path)
+
+
+def test_windows_newlines_offsets_match_open(tmp_path: Path) -> None:
+    path = tmp_path / "crlf.txt"
+    path.write_bytes(
+        b"Talks resume in Geneva today\r\n\r\nThe delegations met on Monday. They agreed on "
+        b"a second round of talks in March.\r\n"
+    )
+    doc = load_document(path, 256, 32)
+    text = open(path).read()
+    for sentence, _ in doc.sentences:
+        assert text[sentence.start : sentence.end] == sentence.text

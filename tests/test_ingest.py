@@ -1,0 +1,149 @@
+"""Ingestion into real Chroma with the real embedding model."""
+
+from __future__ import annotations
+
+import fcntl
+import shutil
+from pathlib import Path
+
+import pytest
+
+from rag.engine import Engine
+from rag.errors import EmptyIndexError, IndexUnavailableError, RagError
+from rag.ingest import ingest_paths
+from rag.store import IndexStore
+from tests.conftest import SEEDS, make_settings
+
+
+def chunk_rows(settings, doc_id: str) -> list[str]:  # noqa: ANN001
+    return IndexStore(settings).chunks.get(where={"doc_id": doc_id}, include=[])["ids"]
+
+
+def test_reingest_is_idempotent(tmp_path: Path, corpus_dir: Path) -> None:
+    settings = make_settings(tmp_path / "index")
+    first = ingest_paths([corpus_dir], settings, progress=False)
+    assert first.files == 2 and first.added > 0 and first.embedded_texts > first.added
+    total = IndexStore(settings).chunks.count()
+
+    again = ingest_paths([corpus_dir], settings, progress=False)
+    assert (again.added, again.removed, again.embedded_texts) == (0, 0, 0)
+    assert again.kept == first.added
+    assert IndexStore(settings).chunks.count() == total
+
+
+def test_changed_file_replaces_its_chunks(tmp_path: Path, corpus_dir: Path) -> None:
+    settings = make_settings(tmp_path / "index")
+    ingest_paths([corpus_dir], settings, progress=False)
+    path = corpus_dir / "000_8d93e48187a857e9.txt"
+    old_ids = set(chunk_rows(settings, path.stem))
+
+    path.write_text(
+        path.read_text(encoding="utf-8")
+        + "\nThe foreign ministers agreed to meet again in Vienna in early December.\n",
+        encoding="utf-8",
+    )
+    report = ingest_paths([corpus_dir], settings, progress=False)
+    new_ids = set(chunk_rows(settings, path.stem))
+    assert report.added == len(new_ids) and report.removed == len(old_ids)
+    assert not old_ids & new_ids
+    assert report.kept == len(chunk_rows(settings, "003_042faa28e221901a"))
+
+    answer = Engine(settings, auto_ingest=False).ask("Where will the foreign ministers meet?")
+    assert "Vienna" in answer.answer
+
+
+def test_prune_removes_deleted_files(tmp_path: Path, corpus_dir: Path) -> None:
+    settings = make_settings(tmp_path / "index")
+    ingest_paths([corpus_dir], settings, progress=False)
+    (corpus_dir / "000_8d93e48187a857e9.txt").unlink()
+
+    kept = ingest_paths([corpus_dir], settings, progress=False)
+    assert kept.removed == 0 and chunk_rows(settings, "000_8d93e48187a857e9")
+
+    pruned = ingest_paths([corpus_dir], settings, prune=True, progress=False)
+    assert pruned.removed > 0
+    assert not chunk_rows(settings, "000_8d93e48187a857e9")
+    assert [d.doc_id for d in Engine(settings).sources()] == ["003_042faa28e221901a"]
+
+
+def test_interrupted_ingest_leaves_nothing_half_indexed(
+    tmp_path: Path, corpus_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = make_settings(tmp_path / "index")
+    real_add_rows = IndexStore.add_rows
+    calls = {"n": 0}
+
+    def write_then_interrupt(self, collection, rows):  # noqa: ANN001, ANN202
+        calls["n"] += 1
+        if calls["n"] == 4:  # doc 1 chunks + sentences, doc 2 chunks, then Ctrl-C
+            raise KeyboardInterrupt
+        return real_add_rows(self, collection, rows)
+
+    monkeypatch.setattr(IndexStore, "add_rows", write_then_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        ingest_paths([corpus_dir], settings, progress=False)
+    # The second article's chunks were written, but it was never committed: invisible.
+    assert chunk_rows(settings, "003_042faa28e221901a")
+    engine = Engine(settings, auto_ingest=False)
+    assert [d.doc_id for d in engine.sources()] == ["000_8d93e48187a857e9"]
+    assert {p.doc_id for p in engine.ask("What did Peskov say about NATO?").passages} == {
+        "000_8d93e48187a857e9"
+    }
+
+    monkeypatch.setattr(IndexStore, "add_rows", real_add_rows)
+    report = ingest_paths([corpus_dir], settings, progress=False)
+    assert report.kept > 0 and report.added > 0
+    clean_settings = make_settings(tmp_path / "clean")
+    clean = ingest_paths([corpus_dir], clean_settings, progress=False)
+    assert IndexStore(settings).chunks.count() == IndexStore(clean_settings).chunks.count()
+    assert IndexStore(settings).sentences.count() == IndexStore(clean_settings).sentences.count()
+    assert clean.added == report.added + report.kept
+
+
+def test_bad_files_are_skipped_and_the_rest_indexed(tmp_path: Path, corpus_dir: Path) -> None:
+    (corpus_dir / "empty.txt").write_bytes(b"")
+    (corpus_dir / "binary.txt").write_bytes(b"\x00\x01\x02PK\x03\x04" * 50)
+    (corpus_dir / "latin1.txt").write_bytes("Déclaration à la presse".encode("latin-1"))
+    (corpus_dir / "notes.pdf").write_bytes(b"%PDF-1.4")  # unsupported: not even looked at
+    settings = make_settings(tmp_path / "index")
+    report = ingest_paths([corpus_dir], settings, progress=False)
+    assert report.files == 2
+    reasons = dict((Path(p).name, r) for p, r in report.skipped)
+    assert set(reasons) == {"empty.txt", "binary.txt", "latin1.txt"}
+    assert "empty" in reasons["empty.txt"] and "binary" in reasons["binary.txt"]
+    assert "UTF-8" in reasons["latin1.txt"]
+
+
+def test_missing_path_is_an_error_and_indexes_nothing(tmp_path: Path, corpus_dir: Path) -> None:
+    settings = make_settings(tmp_path / "index")
+    with pytest.raises(RagError, match="no such file"):
+        ingest_paths([corpus_dir, tmp_path / "nope"], settings, progress=False)
+    with pytest.raises(EmptyIndexError):
+        Engine(settings.model_copy(update={"seeds_dir": tmp_path / "none"}))
+
+
+def test_locked_index_is_reported(tmp_path: Path, corpus_dir: Path) -> None:
+    settings = make_settings(tmp_path / "index")
+    settings.index_dir.mkdir()
+    with open(settings.index_dir / ".ingest.lock", "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        with pytest.raises(IndexUnavailableError, match="locked"):
+            ingest_paths([corpus_dir], settings, progress=False)
+
+
+def test_corrupted_index_is_reported(tmp_path: Path, corpus_dir: Path) -> None:
+    settings = make_settings(tmp_path / "index")
+    ingest_paths([corpus_dir], settings, progress=False)
+    database = settings.index_dir / "chroma.sqlite3"
+    database.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(IndexUnavailableError, match="unreadable|cannot"):
+        Engine(settings, auto_ingest=False)
+
+
+def test_auto_ingest_of_seeds_on_first_ask(tmp_path: Path) -> None:
+    seeds = tmp_path / "seeds"
+    seeds.mkdir()
+    shutil.copy(SEEDS / "003_042faa28e221901a.txt", seeds)
+    settings = make_settings(tmp_path / "index", seeds_dir=seeds)
+    engine = Engine(settings)
+    assert [d.doc_id for d in engine.sources()] == ["003_042faa28e221901a"]
