@@ -64,8 +64,10 @@ DEBRIS = {
 }
 
 TITLES = {
-    "000_8d93e48187a857e9.txt": "Kiev has asked its Western helpers to redouble their pressure on Moscow",
-    "001_7ad4693f24f79d99.txt": "Zelensky Refutes Claims of Ongoing Ceasefire Negotiations with Russia",
+    "000_8d93e48187a857e9.txt": "Kiev has asked its Western helpers to redouble their pressure "
+    "on Moscow",
+    "001_7ad4693f24f79d99.txt": "Zelensky Refutes Claims of Ongoing Ceasefire Negotiations "
+    "with Russia",
     "002_0b6b9fc6a5e753ee.txt": "Zelensky Ties Negotiation with Russia to “Western Guarantees” and "
     "Continued Military Support",
     "003_042faa28e221901a.txt": "Moscow says the key to peace in Europe Ukraine must give up NATO "
