@@ -41,8 +41,8 @@ lint: install
 	$(BIN)/ruff check rag ui tests bench
 	$(BIN)/ruff format --check rag ui tests bench
 
-eval: install  ## run the eval set; writes eval/out/report.{json,md,png}
-	$(BIN)/rag eval --out eval/out
+eval: install  ## run the eval set on seeds/; writes eval/out/report.json, report.md, *.png
+	$(BIN)/rag eval --corpus seeds --out eval/out
 
 bench: install  ## benchmarks: engine (bench/bench_engine.py) and HTTP API (bench/bench_api.py)
 	$(BIN)/python bench/bench_engine.py

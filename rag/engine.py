@@ -107,14 +107,15 @@ class Engine:
             if doc_ids
             else np.ones(len(self.corpus.sentence_doc), dtype=bool)
         )
-        score, dense = answerer.score_sentences(self.corpus, vector, terms, allowed)
+        cues = answerer.QuestionCues.read(query)
+        score, dense = answerer.score_sentences(self.corpus, vector, terms, allowed, cues)
         ranked = retrieve_passages(self.store, self.corpus, vector, terms, top_k, doc_ids, score)
         retrieved = time.perf_counter()
 
         known = self.corpus.sentence_lexical.known_terms(terms)
         coverage = len(known) / len(terms) if terms else 0.0
         evidence = answerer.select_evidence(
-            self.corpus, score, dense, coverage, self.settings.max_quotes
+            self.corpus, score, dense, coverage, self.settings.max_quotes, cues
         )
         refused = not evidence.rows or evidence.confidence() < self.settings.refusal_threshold
         if refused:

@@ -8,9 +8,11 @@ its BM25 score and the rank of the passage that holds it.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
+from rag.settings import REPO_ROOT
 from rag.store import IndexStore, Rows
 
 RRF_K = 60  # the constant from Cormack et al. (2009); damps the weight of top ranks
@@ -38,6 +40,33 @@ QUESTION_WORDS = (
     "much",
     "many",
 )
+# Spelling variants that news copy mixes freely: a demonym and its country ("Russian",
+# "Russia"), and transliterations ("Kyiv", "Kiev"). Stemming keeps them apart, so BM25
+# would miss "Russia's conditions" in "withdraw from Russian territory". Keys are
+# lowercase words, mapped before stemming to one spelling.
+VARIANTS = {
+    **dict.fromkeys(("russian", "russians"), "russia"),
+    **dict.fromkeys(("ukrainian", "ukrainians"), "ukraine"),
+    **dict.fromkeys(("american", "americans"), "america"),
+    **dict.fromkeys(("european", "europeans"), "europe"),
+    **dict.fromkeys(("korean", "koreans"), "korea"),
+    **dict.fromkeys(("british", "briton", "britons"), "britain"),
+    **dict.fromkeys(("german", "germans"), "germany"),
+    **dict.fromkeys(("turkish", "turks"), "turkey"),
+    **dict.fromkeys(("israeli", "israelis"), "israel"),
+    **dict.fromkeys(("iranian", "iranians"), "iran"),
+    **dict.fromkeys(("belarusian", "belarusians"), "belarus"),
+    **dict.fromkeys(("hungarian", "hungarians"), "hungary"),
+    "french": "france",
+    "chinese": "china",
+    "kyiv": "kiev",
+    **dict.fromkeys(("zelenskiy", "zelenskyy"), "zelensky"),
+    "luhansk": "lugansk",
+    "zaporizhzhia": "zaporozhye",
+    "donbas": "donbass",
+    "kharkov": "kharkiv",
+    "odessa": "odesa",
+}
 
 
 class LexicalIndex:
@@ -48,7 +77,8 @@ class LexicalIndex:
         import Stemmer
 
         self._bm25s = bm25s
-        self._stemmer = Stemmer.Stemmer("english")
+        stemmer = Stemmer.Stemmer("english")
+        self._stemmer = lambda words: stemmer.stemWords([VARIANTS.get(w, w) for w in words])
         self._stopwords = list(bm25s.stopwords.STOPWORDS_EN) + list(QUESTION_WORDS)
         self._size = len(texts)
         self._retriever = bm25s.BM25()
@@ -93,6 +123,8 @@ class Corpus:
     chunk_key: list[tuple[str, int]]  # (doc_id, chunk position) per chunk row
     sentence_chunk_row: np.ndarray  # row in chunks of the chunk holding each sentence
     sentence_position: np.ndarray  # index of each sentence within its article
+    # True where the next sentence row continues the same paragraph of the same article.
+    sentence_joins_next: np.ndarray
 
     @classmethod
     def load(cls, store: IndexStore, committed: dict[str, str]) -> Corpus:
@@ -113,7 +145,36 @@ class Corpus:
             chunk_key=chunk_key,
             sentence_position=np.asarray([int(m["position"]) for m in sentences.metadatas]),
             sentence_chunk_row=np.asarray([chunk_row[k] for k in sentence_chunk_key], dtype=int),
+            sentence_joins_next=_joins_next(sentences.metadatas),
         )
+
+
+def _joins_next(metadatas: list[dict]) -> np.ndarray:
+    """Whether only spaces (no line break) separate each sentence from the next one."""
+    texts: dict[str, str | None] = {}
+    joins = np.zeros(len(metadatas), dtype=bool)
+    for row in range(len(metadatas) - 1):
+        meta, nxt = metadatas[row], metadatas[row + 1]
+        if meta["doc_id"] != nxt["doc_id"]:
+            continue
+        source = meta["source"]
+        if source not in texts:
+            texts[source] = _read(source)
+        text = texts[source]
+        if text is None:  # file moved since ingest: fall back on the offsets alone
+            joins[row] = nxt["start"] - meta["end"] <= 1
+        else:
+            joins[row] = "\n" not in text[meta["end"] : nxt["start"]]
+    return joins
+
+
+def _read(source: str) -> str | None:
+    path = Path(source)
+    path = path if path.is_absolute() else REPO_ROOT / path
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
 
 
 def _committed(rows: Rows, committed: dict[str, str]) -> Rows:
@@ -179,4 +240,9 @@ def retrieve_passages(
     by_sentence = [int(i) for i in order if np.isfinite(best_sentence[i])]
 
     fused = fuse([dense, lexical, by_sentence])
+    # The passage that holds the best sentence leads: it is the one the answer quotes,
+    # and the sentence score is the sharpest of the three signals.
+    if by_sentence:
+        lead = next(i for i, (row, _) in enumerate(fused) if row == by_sentence[0])
+        fused.insert(0, fused.pop(lead))
     return [RankedPassage(row, score) for row, score in fused[:top_k]]

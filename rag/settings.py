@@ -47,7 +47,7 @@ class Settings(BaseSettings):
     top_k: int = Field(default=5, ge=1, le=50, description="Passages retrieved per question.")
     max_quotes: int = Field(default=3, ge=1, le=10)
     refusal_threshold: float = Field(
-        default=0.5, description="Minimum evidence score; below it the answer is a refusal."
+        default=0.9, description="Minimum evidence confidence; below it the answer is a refusal."
     )
     max_question_chars: int = Field(default=2000, ge=10)
 

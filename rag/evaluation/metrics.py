@@ -121,7 +121,9 @@ def _file_text(path: Path) -> str | None:
         return None
 
 
-def quote_is_verbatim(citation: dict[str, Any], read: Callable[[Path], str | None] = _file_text) -> bool:
+def quote_is_verbatim(
+    citation: dict[str, Any], read: Callable[[Path], str | None] = _file_text
+) -> bool:
     """True when the cited file's text at [start, end) is exactly the quote."""
     text = read(resolve_source(citation["source"]))
     if text is None:
@@ -133,7 +135,9 @@ def quote_is_verbatim(citation: dict[str, Any], read: Callable[[Path], str | Non
 # --- one question ---------------------------------------------------------------------------
 
 
-def failure_reasons(question: dict[str, Any], scores: dict[str, Any], answer: dict[str, Any]) -> list[str]:
+def failure_reasons(
+    question: dict[str, Any], scores: dict[str, Any], answer: dict[str, Any]
+) -> list[str]:
     """Why a question counts as failed, in words; empty when it passed every check."""
     reasons: list[str] = []
     if scores["quotes_bad"]:
@@ -148,7 +152,9 @@ def failure_reasons(question: dict[str, Any], scores: dict[str, Any], answer: di
         reasons.append("no gold article retrieved")
     elif scores["hit_at_1"] == 0:
         reasons.append(f"gold article not ranked first (got {scores['retrieved'][0]})")
-    missing = [alts for alts, ok in zip(question["must_contain"], scores["facts"], strict=True) if not ok]
+    missing = [
+        alts for alts, ok in zip(question["must_contain"], scores["facts"], strict=True) if not ok
+    ]
     if missing and not answer["refused"]:
         reasons.append("missing key facts: " + "; ".join(" | ".join(a) for a in missing))
     wrong = sorted({c["doc_id"] for c in answer["citations"]} - set(question["gold_sources"]))
@@ -184,7 +190,9 @@ def score_answer(question: dict[str, Any], answer: dict[str, Any], k: int) -> di
             "mrr": reciprocal_rank(ranked, gold),
             "key_fact_recall": 0.0 if refused else fact_share,
             "all_key_facts": float(not refused and all(facts)),
-            "token_f1": 0.0 if refused else token_f1(answer["answer"], question["reference_answer"]),
+            "token_f1": 0.0
+            if refused
+            else token_f1(answer["answer"], question["reference_answer"]),
             "citation_precision": citation_precision(citations, gold),
             "citation_recall": citation_recall(citations, gold),
         }
@@ -245,9 +253,11 @@ def summarize(records: Sequence[dict[str, Any]]) -> dict[str, float | int | None
         "quote_fidelity": (checked - bad) / checked if checked else None,
         "refused_unanswerable": share([r["refused"] for r in unanswerable]),
         "refused_answerable": share([r["refused"] for r in answerable]),
+        "refused": share([r["refused"] for r in records]),
         "latency_p50_ms": percentile(latencies, 50),
         "latency_p95_ms": percentile(latencies, 95),
         "wall_p50_ms": percentile([r["wall_ms"] for r in records], 50),
         "wall_p95_ms": percentile([r["wall_ms"] for r in records], 95),
+        "wall_total_s": sum(r["wall_ms"] for r in records) / 1000,
         "failed": sum(bool(r["scores"]["failures"]) for r in records),
     }

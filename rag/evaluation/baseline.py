@@ -1,0 +1,156 @@
+"""The comparison row: a stock llama-index pipeline over the same articles and embedding model.
+
+``SimpleDirectoryReader`` → ``VectorStoreIndex`` (default ``SentenceSplitter``) → Chroma (a
+collection of its own, in a temporary folder unless a Chroma server is configured) →
+``index.as_retriever()``. Its answer is the top retrieved chunk, cited with that chunk's
+character span; it never refuses. No LLM is involved anywhere: ``Settings.llm`` is a
+``MockLLM`` and the embedding model is passed explicitly, so llama-index cannot reach OpenAI.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from llama_index.core import Settings as LlamaSettings
+from llama_index.core import SimpleDirectoryReader, StorageContext, VectorStoreIndex
+from llama_index.core.base.embeddings.base import BaseEmbedding
+from llama_index.core.bridge.pydantic import PrivateAttr
+from llama_index.core.llms import MockLLM
+from llama_index.core.schema import NodeWithScore
+from llama_index.vector_stores.chroma import ChromaVectorStore
+
+from rag.components.embedding import EmbeddingModel
+from rag.documents import display_path
+from rag.settings import Settings
+from rag.store import chroma_client
+
+DESCRIPTION = "llama-index VectorStoreIndex (default SentenceSplitter) + Chroma, top chunk"
+
+
+class RagEmbedding(BaseEmbedding):
+    """Our embedding model behind llama-index's ``BaseEmbedding`` interface."""
+
+    _model: Any = PrivateAttr()
+
+    def __init__(self, model: EmbeddingModel, **kwargs: Any) -> None:
+        super().__init__(model_name=model.name, **kwargs)
+        self._model = model
+
+    @classmethod
+    def class_name(cls) -> str:
+        return "RagEmbedding"
+
+    def _get_query_embedding(self, query: str) -> list[float]:
+        return self._model.embed_query(query).tolist()
+
+    async def _aget_query_embedding(self, query: str) -> list[float]:
+        return self._get_query_embedding(query)
+
+    def _get_text_embedding(self, text: str) -> list[float]:
+        return self._model.embed_documents([text])[0].tolist()
+
+    def _get_text_embeddings(self, texts: list[str]) -> list[list[float]]:
+        return self._model.embed_documents(texts).tolist()
+
+
+class Baseline:
+    """Build with ``Baseline(files, embedding, settings)``; ``ask()`` mimics ``Answer.to_dict()``.
+
+    Use as a context manager (or call ``close()``) to drop its Chroma collection.
+    """
+
+    def __init__(self, files: list[Path], embedding: EmbeddingModel, settings: Settings) -> None:
+        LlamaSettings.llm = MockLLM()  # nothing here needs an LLM; never fall back to OpenAI
+        self._tmp = tempfile.TemporaryDirectory(prefix="rag-eval-baseline-")
+        self._settings = settings.model_copy(update={"index_dir": Path(self._tmp.name)})
+        self._client = chroma_client(self._settings)
+        self._name = f"{settings.collection}-baseline"[:63]
+        self._drop_collection()
+        collection = self._client.create_collection(self._name, embedding_function=None)
+        self.top_k = settings.top_k
+        self.index = self._build(files, collection, RagEmbedding(embedding))
+        self.retriever = self.index.as_retriever(similarity_top_k=self.top_k)
+
+    @staticmethod
+    def _build(files: list[Path], collection: Any, embed_model: BaseEmbedding) -> VectorStoreIndex:
+        with _quiet("llama_index.core.readers.file.base"):  # "readers-file not found", per file
+            documents = SimpleDirectoryReader(input_files=[str(f) for f in files]).load_data()
+        store = ChromaVectorStore(chroma_collection=collection)
+        return VectorStoreIndex.from_documents(
+            documents,
+            storage_context=StorageContext.from_defaults(vector_store=store),
+            embed_model=embed_model,
+        )
+
+    def ask(self, question: str) -> dict[str, Any]:
+        started = time.perf_counter()
+        nodes = self.retriever.retrieve(question)
+        elapsed = (time.perf_counter() - started) * 1000
+        passages = [_passage(n) for n in nodes]
+        top = passages[0] if passages else None
+        return {
+            "question": question,
+            "answer": top["text"] if top else "",
+            "refused": top is None,
+            "citations": [_citation(top)] if top else [],
+            "passages": passages,
+            "timings_ms": {"retrieve": elapsed, "answer": 0.0, "total": elapsed},
+        }
+
+    def _drop_collection(self) -> None:
+        if self._name in {
+            c if isinstance(c, str) else c.name for c in self._client.list_collections()
+        }:
+            self._client.delete_collection(self._name)
+
+    def close(self) -> None:
+        self._drop_collection()
+        self._tmp.cleanup()
+
+    def __enter__(self) -> Baseline:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+@contextmanager
+def _quiet(logger: str) -> Iterator[None]:
+    log = logging.getLogger(logger)
+    level = log.level
+    log.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        log.setLevel(level)
+
+
+def _passage(hit: NodeWithScore) -> dict[str, Any]:
+    path = Path(hit.node.metadata["file_path"])
+    return {
+        "doc_id": path.stem,
+        "title": path.stem,
+        "source": display_path(path),
+        "text": hit.node.get_content(),
+        "score": float(hit.score or 0.0),
+        "start": hit.node.start_char_idx,
+        "end": hit.node.end_char_idx,
+    }
+
+
+def _citation(passage: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "n": 1,
+        "doc_id": passage["doc_id"],
+        "title": passage["title"],
+        "source": passage["source"],
+        "quote": passage["text"],
+        "start": passage["start"] if passage["start"] is not None else -1,
+        "end": passage["end"] if passage["end"] is not None else -1,
+    }

@@ -1,0 +1,300 @@
+"""Run the eval set through ``Engine.ask`` (the chat's code path) and the llama-index baseline.
+
+    result = run_eval(EvalConfig(questions=Path("eval/questions.jsonl"), corpus=Path("seeds")))
+
+With a corpus, its files are ingested first into an index of their own (``index_dir``,
+collection ``<collection>-eval``), holding exactly those files; without one, the index the
+chat uses is evaluated as it is.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+import tomllib
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from rag.errors import RagError
+from rag.evaluation.metrics import resolve_source, score_answer, summarize
+from rag.settings import REPO_ROOT, Settings, get_settings
+
+DEFAULT_SET = REPO_ROOT / "eval" / "questions.jsonl"
+DEFAULT_OUT = REPO_ROOT / "eval" / "out"
+DEFAULT_THRESHOLDS = REPO_ROOT / "eval" / "thresholds.toml"
+KINDS = ("fact", "multi", "paraphrase", "keyword", "conflict", "unanswerable")
+SYSTEMS = ("project", "baseline")
+
+Kind = Literal["fact", "multi", "paraphrase", "keyword", "conflict", "unanswerable"]
+AskFn = Callable[[str], dict[str, Any]]
+Progress = Callable[[str, int], Callable[[], None]]  # (label, total) -> advance()
+# {"min": {metric: floor}, "max": {metric: ceiling}, "target": {metric: goal}}
+Thresholds = dict[str, dict[str, float]]
+# Metrics where less is better: a target for one of these is a ceiling.
+LOWER_IS_BETTER = frozenset(
+    {"median_answer_chars", "refused_answerable", "latency_p50_ms", "latency_p95_ms", "failed"}
+)
+
+
+# --- the eval set ---------------------------------------------------------------------------
+
+
+class Question(BaseModel):
+    """One line of ``eval/questions.jsonl``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(pattern=r"^q\d{3,}$")
+    kind: Kind
+    question: str = Field(min_length=5)
+    reference_answer: str = Field(min_length=1)
+    gold_sources: list[str]
+    must_contain: list[list[str]]
+    answerable: bool
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Question:
+        if self.answerable != (self.kind != "unanswerable"):
+            raise ValueError("answerable must be false exactly for kind 'unanswerable'")
+        if self.answerable and not (self.gold_sources and self.must_contain):
+            raise ValueError("an answerable question needs gold_sources and must_contain")
+        if not self.answerable and (self.gold_sources or self.must_contain):
+            raise ValueError("an unanswerable question has no gold_sources or must_contain")
+        if any(not group or not all(alt.strip() for alt in group) for group in self.must_contain):
+            raise ValueError("every must_contain entry is a non-empty list of non-empty strings")
+        return self
+
+
+class EvalSetError(RagError, ValueError):
+    """The eval set cannot be read or is malformed; the message names the line."""
+
+    exit_code = 2
+
+
+def load_questions(path: Path) -> list[Question]:
+    """Parse and validate the eval set; errors name the line."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise EvalSetError(f"cannot read the eval set {path}: {exc}") from exc
+    questions = []
+    for number, line in enumerate(lines, 1):
+        if line.strip():
+            try:
+                questions.append(Question.model_validate_json(line))
+            except ValueError as exc:
+                raise EvalSetError(f"{path}:{number}: {exc}") from exc
+    if not questions:
+        raise EvalSetError(f"the eval set {path} has no questions")
+    ids = [q.id for q in questions]
+    if len(set(ids)) != len(ids):
+        raise EvalSetError(
+            f"the eval set {path} repeats ids: {sorted({i for i in ids if ids.count(i) > 1})}"
+        )
+    return questions
+
+
+# --- thresholds -----------------------------------------------------------------------------
+
+
+def load_thresholds(path: Path = DEFAULT_THRESHOLDS) -> Thresholds:
+    """The gate's floors (``min``) and ceilings (``max``), and the goals (``target``)."""
+    data = tomllib.loads(path.read_text(encoding="utf-8"))
+    return {section: dict(data.get(section, {})) for section in ("min", "max", "target")}
+
+
+def check_thresholds(overall: dict[str, Any], thresholds: Thresholds) -> list[str]:
+    """One message per metric outside its bound; empty when all pass."""
+    problems = []
+    for bound in ("min", "max"):
+        for metric, limit in thresholds.get(bound, {}).items():
+            value = overall.get(metric)
+            below = bound == "min" and (value is None or value < limit)
+            above = bound == "max" and (value is None or value > limit)
+            if below or above:
+                word = "below its floor" if below else "above its ceiling"
+                problems.append(f"{metric} = {_fmt(value)} is {word} {limit}")
+    return problems
+
+
+def _fmt(value: float | None) -> str:
+    return "missing" if value is None else f"{value:.4g}"
+
+
+# --- running --------------------------------------------------------------------------------
+
+
+@dataclass
+class EvalConfig:
+    questions: Path = DEFAULT_SET
+    corpus: Path | None = None  # None: the chat's own index, as it is
+    index_dir: Path | None = None  # where a corpus is indexed; default <out>/index
+    out: Path = DEFAULT_OUT
+    baseline: bool = True
+    settings: Settings | None = None
+
+
+@dataclass
+class EvalResult:
+    meta: dict[str, Any]
+    records: dict[str, list[dict[str, Any]]]  # system -> per-question records
+    summary: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"meta": self.meta, "summary": self.summary, "questions": self.records}
+
+
+def eval_settings(config: EvalConfig) -> Settings:
+    """The chat's settings, or a copy pointing at a separate index for ``config.corpus``."""
+    settings = config.settings or get_settings()
+    if config.corpus is None:
+        return settings
+    index_dir = config.index_dir or config.out / "index"
+    return settings.model_copy(
+        update={"index_dir": index_dir.resolve(), "collection": f"{settings.collection}-eval"[:40]}
+    )
+
+
+def index_corpus(corpus: Path, settings: Settings) -> None:
+    """Make the eval index hold exactly the articles under ``corpus``."""
+    from rag.ingest import collect_files, ingest_paths
+    from rag.store import IndexStore
+
+    ingest_paths([corpus], settings, prune=True, progress=False)
+    wanted = {f.stem for f in collect_files([corpus])}
+    store = IndexStore(settings)
+    for doc_id in set(store.document_records()) - wanted:
+        store.delete_document(doc_id)
+
+
+def ask_all(
+    ask: AskFn, questions: list[Question], k: int, advance: Callable[[], None]
+) -> list[dict[str, Any]]:
+    """Ask every question; one scored record each."""
+    records = []
+    for q in questions:
+        started = time.perf_counter()
+        answer = ask(q.question)
+        wall_ms = (time.perf_counter() - started) * 1000
+        records.append(make_record(q, answer, k, wall_ms))
+        advance()
+    return records
+
+
+def make_record(q: Question, answer: dict[str, Any], k: int, wall_ms: float) -> dict[str, Any]:
+    gold = q.model_dump()
+    return {
+        "id": q.id,
+        "kind": q.kind,
+        "question": q.question,
+        "answerable": q.answerable,
+        "answer": answer["answer"],
+        "refused": bool(answer["refused"]),
+        "citations": [
+            {key: c[key] for key in ("n", "doc_id", "source", "start", "end", "quote")}
+            for c in answer["citations"]
+        ],
+        "latency_ms": float(answer["timings_ms"].get("total", wall_ms)),
+        "wall_ms": wall_ms,
+        "scores": score_answer(gold, answer, k),
+    }
+
+
+def summarize_by_kind(records: list[dict[str, Any]]) -> dict[str, Any]:
+    kinds = [k for k in KINDS if any(r["kind"] == k for r in records)]
+    return {
+        "overall": summarize(records),
+        "by_kind": {k: summarize([r for r in records if r["kind"] == k]) for k in kinds},
+    }
+
+
+def _no_progress(label: str, total: int) -> Callable[[], None]:
+    return lambda: None
+
+
+def run_eval(config: EvalConfig, progress: Progress = _no_progress) -> EvalResult:
+    """Index (if asked), ask every question of both systems, score and summarize."""
+    from rag.engine import Engine
+
+    questions = load_questions(config.questions)
+    settings = eval_settings(config)
+    if config.corpus is not None:
+        done = progress(f"indexing {config.corpus}", 1)
+        index_corpus(config.corpus, settings)
+        done()
+    engine = Engine(settings, auto_ingest=config.corpus is None)
+    k = settings.top_k
+    meta = _meta(config, settings, questions, engine)
+    started = time.perf_counter()
+    records = {
+        "project": ask_all(
+            lambda q: engine.ask(q).to_dict(), questions, k, progress("project", len(questions))
+        )
+    }
+    meta["wall_seconds"] = {"project": time.perf_counter() - started}
+    if config.baseline:
+        records["baseline"], meta["wall_seconds"]["baseline"] = _run_baseline(
+            engine, settings, questions, progress
+        )
+    result = EvalResult(meta=meta, records=records)
+    result.summary = {system: summarize_by_kind(rs) for system, rs in records.items()}
+    return result
+
+
+def _run_baseline(
+    engine: Any, settings: Settings, questions: list[Question], progress: Progress
+) -> tuple[list[dict[str, Any]], float]:
+    from rag.evaluation.baseline import Baseline
+
+    files = [resolve_source(s.source) for s in engine.sources()]
+    started = time.perf_counter()
+    done = progress("baseline: indexing", 1)
+    with Baseline(files, engine.embedding, settings) as baseline:
+        done()
+        records = ask_all(
+            baseline.ask, questions, settings.top_k, progress("baseline", len(questions))
+        )
+    return records, time.perf_counter() - started
+
+
+def _meta(
+    config: EvalConfig, settings: Settings, questions: list[Question], engine: Any
+) -> dict[str, Any]:
+    from rag.evaluation.baseline import DESCRIPTION
+
+    articles = [s.doc_id for s in engine.sources()]
+    gold = {d for q in questions for d in q.gold_sources}
+    return {
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "question_set": str(config.questions),
+        "questions": len(questions),
+        "corpus": str(config.corpus) if config.corpus else "the chat's index",
+        "articles": articles,
+        "missing_gold_articles": sorted(gold - set(articles)),
+        "k": settings.top_k,
+        "settings": json.loads(
+            settings.model_dump_json(
+                include={
+                    "collection",
+                    "embedding_backend",
+                    "chunk_size",
+                    "chunk_overlap",
+                    "top_k",
+                    "max_quotes",
+                    "refusal_threshold",
+                }
+            )
+        ),
+        "systems": {"project": "rag.engine.Engine.ask", "baseline": DESCRIPTION},
+        "python": platform.python_version(),
+    }
+
+
+def iter_failures(records: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    return (r for r in records if r["scores"]["failures"])

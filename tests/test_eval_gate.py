@@ -1,0 +1,138 @@
+"""CI gate: the real eval on the seeds must keep every metric within eval/thresholds.toml.
+
+Runs ``rag eval`` end to end (real engine, model, Chroma, baseline) into a temporary index
+and output folder. A failure names the metric, its value and the threshold; raise a floor
+in eval/thresholds.toml when the engine gets better.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from rag.evaluation.cli import register
+from rag.evaluation.report import write_reports
+from rag.evaluation.runner import (
+    DEFAULT_SET,
+    DEFAULT_THRESHOLDS,
+    EvalConfig,
+    EvalResult,
+    check_thresholds,
+    load_questions,
+    load_thresholds,
+    run_eval,
+)
+from rag.settings import get_settings
+
+pytestmark = pytest.mark.slow
+
+THRESHOLDS = load_thresholds(DEFAULT_THRESHOLDS)
+BOUNDS = [(bound, metric) for bound in ("min", "max") for metric in THRESHOLDS[bound]]
+
+
+@pytest.fixture(scope="module")
+def eval_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[EvalResult, Path]:
+    tmp = tmp_path_factory.mktemp("eval")
+    settings = get_settings().model_copy(update={"chroma_url": None})
+    config = EvalConfig(
+        questions=DEFAULT_SET,
+        corpus=settings.seeds_dir,
+        index_dir=tmp / "index",
+        out=tmp / "out",
+        settings=settings,
+    )
+    result = run_eval(config)
+    write_reports(result, config.out, THRESHOLDS)
+    return result, config.out
+
+
+@pytest.fixture(scope="module")
+def overall(eval_run: tuple[EvalResult, Path]) -> dict[str, Any]:
+    return eval_run[0].summary["project"]["overall"]
+
+
+def test_quote_fidelity_is_exact(overall: dict[str, Any]) -> None:
+    assert THRESHOLDS["min"].get("quote_fidelity") == 1.0, "the quote-fidelity floor must stay 1.0"
+    assert overall["quotes_checked"] > 0, "the engine cited nothing: quote fidelity is untested"
+    assert overall["quote_fidelity"] == 1.0, (
+        f"quote_fidelity = {overall['quote_fidelity']}: a quote differs from its file's text"
+    )
+
+
+@pytest.mark.parametrize(("bound", "metric"), BOUNDS, ids=[f"{b}-{m}" for b, m in BOUNDS])
+def test_metric_within_threshold(
+    eval_run: tuple[EvalResult, Path], overall: dict[str, Any], bound: str, metric: str
+) -> None:
+    problems = check_thresholds(overall, {bound: {metric: THRESHOLDS[bound][metric]}})
+    assert not problems, (
+        f"{problems[0]} (eval/thresholds.toml [{bound}]); "
+        f"failed questions: {eval_run[1] / 'report.md'}"
+    )
+
+
+def test_every_question_is_answered_by_both_systems(eval_run: tuple[EvalResult, Path]) -> None:
+    result, _ = eval_run
+    assert set(result.records) == {"project", "baseline"}
+    for records in result.records.values():
+        assert len(records) == result.meta["questions"]
+    assert sorted(result.meta["articles"]) == sorted(
+        p.stem for p in get_settings().seeds_dir.iterdir()
+    )
+
+
+def test_reports_are_written(eval_run: tuple[EvalResult, Path]) -> None:
+    _, out = eval_run
+    report = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    assert set(report) == {"meta", "summary", "questions"}
+    assert set(report["summary"]) == {"project", "baseline"}
+    first = report["questions"]["project"][0]
+    assert {"question", "kind", "answer", "refused", "citations", "scores"} <= set(first)
+    markdown = (out / "report.md").read_text(encoding="utf-8")
+    assert "| hit@1 |" in markdown and "## Failed questions" in markdown
+    for png in ("metrics_by_kind.png", "latency.png"):
+        assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def cli_app() -> typer.Typer:
+    """A ``rag``-like app holding only the plugin's command."""
+    app = typer.Typer()
+    app.callback()(lambda: None)
+    register(app)
+    return app
+
+
+def test_cli_writes_reports(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``rag eval --set --corpus --out`` end to end, on one article and two questions."""
+    monkeypatch.setenv("RAG_CHROMA_URL", "")
+    get_settings.cache_clear()
+    corpus = tmp_path / "articles"
+    corpus.mkdir()
+    seed = sorted(get_settings().seeds_dir.iterdir())[0]
+    shutil.copy(seed, corpus / seed.name)
+    chosen = [q for q in load_questions(DEFAULT_SET) if q.gold_sources == [seed.stem]][:1]
+    chosen += [q for q in load_questions(DEFAULT_SET) if not q.answerable][:1]
+    question_set = tmp_path / "set.jsonl"
+    question_set.write_text("".join(q.model_dump_json() + "\n" for q in chosen), encoding="utf-8")
+
+    app = cli_app()
+    args = ["eval", "--set", str(question_set), "--corpus", str(corpus), "--out", str(tmp_path)]
+    run = CliRunner().invoke(app, [*args, "--no-baseline"])
+    get_settings.cache_clear()
+
+    assert run.exit_code == 0, run.output
+    assert "hit@1" in run.output and "By question kind" in run.output
+    report = json.loads((tmp_path / "report.json").read_text(encoding="utf-8"))
+    assert report["meta"]["articles"] == [seed.stem]
+    assert [r["id"] for r in report["questions"]["project"]] == [q.id for q in chosen]
+    assert (tmp_path / "report.md").exists() and (tmp_path / "metrics_by_kind.png").exists()
+
+
+def test_cli_rejects_a_missing_corpus(tmp_path: Path) -> None:
+    run = CliRunner().invoke(cli_app(), ["eval", "--corpus", str(tmp_path / "nope")])
+    assert run.exit_code == 2

@@ -1,0 +1,101 @@
+"""The eval set (eval/questions.jsonl) is well-formed and covers the seed articles."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from rag.clean import clean
+from rag.evaluation.metrics import normalize
+from rag.evaluation.runner import DEFAULT_SET, KINDS, Question, load_questions
+from rag.settings import get_settings
+
+
+@pytest.fixture(scope="module")
+def questions() -> list[Question]:
+    return load_questions(DEFAULT_SET)
+
+
+@pytest.fixture(scope="module")
+def seed_texts() -> dict[str, str]:
+    """Each seed article's clean text (what answers can quote), normalized like the metrics."""
+    files = sorted(p for p in get_settings().seeds_dir.iterdir() if p.is_file())
+    return {p.stem: normalize(clean(p.read_text(encoding="utf-8"), p.suffix).text) for p in files}
+
+
+def test_every_line_is_a_valid_question() -> None:
+    lines = [line for line in DEFAULT_SET.read_text(encoding="utf-8").splitlines() if line.strip()]
+    for line in lines:
+        Question.model_validate(json.loads(line))  # raises with the field at fault
+
+
+def test_ids_are_unique(questions: list[Question]) -> None:
+    duplicates = [i for i, n in Counter(q.id for q in questions).items() if n > 1]
+    assert not duplicates, f"duplicate ids: {duplicates}"
+
+
+def test_questions_are_unique(questions: list[Question]) -> None:
+    counts = Counter(normalize(q.question) for q in questions)
+    assert not [q for q, n in counts.items() if n > 1]
+
+
+def test_size_and_kinds(questions: list[Question]) -> None:
+    kinds = Counter(q.kind for q in questions)
+    assert len(questions) >= 60
+    assert set(kinds) == set(KINDS), f"kinds present: {dict(kinds)}"
+    assert kinds["unanswerable"] >= 8
+
+
+def test_gold_sources_are_seed_articles(questions: list[Question], seed_texts: dict) -> None:
+    unknown = {(q.id, d) for q in questions for d in q.gold_sources if d not in seed_texts}
+    assert not unknown, f"gold sources that are not seed articles: {sorted(unknown)}"
+
+
+def test_every_seed_article_is_covered(questions: list[Question], seed_texts: dict) -> None:
+    covered = {d for q in questions for d in q.gold_sources}
+    assert set(seed_texts) <= covered, (
+        f"seed articles no question asks about: {set(seed_texts) - covered}"
+    )  # noqa: E501
+
+
+def test_key_facts_occur_in_a_gold_article(questions: list[Question], seed_texts: dict) -> None:
+    missing = [
+        (q.id, alt)
+        for q in questions
+        for group in q.must_contain
+        for alt in group
+        if not any(normalize(alt) in seed_texts[d] for d in q.gold_sources)
+    ]
+    assert not missing, f"must_contain alternatives found in no gold article: {missing}"
+
+
+def test_multi_questions_have_several_gold_articles(questions: list[Question]) -> None:
+    single = [q.id for q in questions if q.kind == "multi" and len(q.gold_sources) < 2]
+    assert not single, f"multi-article questions with one gold article: {single}"
+
+
+def test_schema_rejects_inconsistent_entries() -> None:
+    good = {"id": "q999", "kind": "fact", "question": "Who is X?", "reference_answer": "X.",
+            "gold_sources": ["a"], "must_contain": [["X"]], "answerable": True}  # fmt: skip
+    Question.model_validate(good)
+    bad = [
+        {**good, "answerable": False},
+        {**good, "must_contain": [[]]},
+        {**good, "gold_sources": []},
+        {**good, "kind": "trivia"},
+        {**good, "extra": 1},
+        {**good, "kind": "unanswerable", "answerable": False},  # keeps gold data
+    ]
+    for entry in bad:
+        with pytest.raises(ValueError):
+            Question.model_validate(entry)
+
+
+def test_load_questions_names_the_bad_line(tmp_path: Path) -> None:
+    path = tmp_path / "set.jsonl"
+    path.write_text('{"id": "q001"}\n', encoding="utf-8")
+    with pytest.raises(ValueError, match="set.jsonl:1"):
+        load_questions(path)
