@@ -44,12 +44,12 @@ lint: install
 eval: install  ## run the eval set on seeds/; writes eval/out/report.json, report.md, *.png
 	$(BIN)/rag eval --corpus seeds --out eval/out
 
-bench: install  ## benchmarks: engine (bench/bench_engine.py) and HTTP API (bench/bench_api.py)
+bench: install browser  ## benchmarks: engine (bench/bench_engine.py) and HTTP API (bench/bench_api.py)
 	$(BIN)/python bench/bench_engine.py
 	$(BIN)/python bench/bench_api.py
 
 screenshots: install browser  ## PNGs of the chat, the article view and the widget into docs/
-	$(BIN)/python -m ui.screenshots docs
+	$(BIN)/python -m ui.screenshots --out docs
 
 lock:  ## re-pin dependencies after editing pyproject.toml
 	$(BIN)/python -m pip install --quiet uv

@@ -1,0 +1,93 @@
+"""Follow-up questions become standalone search questions, with no LLM."""
+
+from __future__ import annotations
+
+import pytest
+
+from rag.conversation import is_elliptical, standalone_question
+
+RUSSIA = "What are Russia's stated conditions for talks?"
+
+
+def history(*questions: str) -> list[dict]:
+    messages: list[dict] = []
+    for q in questions:
+        messages.append({"role": "user", "content": q})
+        messages.append({"role": "assistant", "content": "Peskov said things [1]."})
+    return messages
+
+
+def test_no_history_returns_the_question() -> None:
+    assert standalone_question(RUSSIA, []) == RUSSIA
+
+
+def test_whitespace_is_normalised() -> None:
+    assert standalone_question("  Who   is Peskov? ", []) == "Who is Peskov?"
+
+
+def test_self_contained_follow_up_is_unchanged() -> None:
+    question = "Where did Zelensky meet US Defense Secretary Lloyd Austin?"
+    assert standalone_question(question, history(RUSSIA)) == question
+
+
+def test_and_follow_up_carries_the_topic_and_drops_the_replaced_entity() -> None:
+    resolved = standalone_question("And what does Kyiv demand?", history(RUSSIA))
+    assert resolved == "What does Kyiv demand (stated conditions for talks)?"
+    assert "Russia" not in resolved
+
+
+@pytest.mark.parametrize("follow_up", ["What about Kyiv?", "And Kyiv?", "and what about Kyiv"])
+def test_bare_subject_replaces_the_first_entity(follow_up: str) -> None:
+    assert standalone_question(follow_up, history(RUSSIA)) == (
+        "What are Kyiv's stated conditions for talks?"
+    )
+
+
+def test_possessive_of_a_name_ending_in_s() -> None:
+    resolved = standalone_question("What about the United States?", history(RUSSIA))
+    assert resolved == "What are the United States' stated conditions for talks?"
+
+
+def test_pronoun_follow_up_keeps_the_earlier_entities() -> None:
+    resolved = standalone_question("What did they say about it?", history(RUSSIA))
+    assert resolved == "What did they say about it (Russia's stated conditions for talks)?"
+
+
+def test_follow_ups_chain_through_the_conversation() -> None:
+    messages = history(RUSSIA, "What about Kyiv?")
+    assert standalone_question("And Washington?", messages) == (
+        "What are Washington's stated conditions for talks?"
+    )
+
+
+def test_only_user_turns_count_as_questions() -> None:
+    messages = [
+        {"role": "assistant", "content": "Welcome! Ask about Ukraine."},
+        {"role": "user", "content": RUSSIA},
+        {"role": "assistant", "content": "The articles say Kyiv [1]."},
+        {"role": "system", "content": "ignored"},
+        {"role": "user", "content": ""},
+    ]
+    assert standalone_question("What about Kyiv?", messages) == (
+        "What are Kyiv's stated conditions for talks?"
+    )
+
+
+def test_malformed_history_entries_are_ignored() -> None:
+    messages = [{"role": "user"}, {"content": "x"}, "text", {"role": "user", "content": 3}]
+    assert standalone_question("Why?", messages) == "Why?"  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("question", "elliptical"),
+    [
+        ("And what does Kyiv demand?", True),
+        ("Also, who said that?", True),
+        ("Why?", True),
+        ("What did he say?", True),
+        (RUSSIA, False),
+        ("How much money did Washington set aside for Ukrainian drones?", False),
+    ],
+)
+def test_is_elliptical(question: str, elliptical: bool) -> None:
+    assert is_elliptical(question) is elliptical

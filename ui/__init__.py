@@ -1,0 +1,1 @@
+"""The web front end: chat, widget and HTTP API over ``rag.engine``."""

@@ -1,0 +1,286 @@
+"""The chat: a full app (chat, sources panel, article browser) and a compact widget.
+
+Per-user state lives in ``gr.State`` (the raw conversation, for follow-ups); the engine
+is the process-wide read-only one from ``rag.engine.get_engine``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import rag  # noqa: F401  (offline defaults before gradio is imported)
+
+# isort: split
+import gradio as gr
+
+from rag.engine import Engine
+from rag.errors import RagError
+from rag.models import Answer
+from ui import render
+
+log = logging.getLogger(__name__)
+
+STATIC_DIR = Path(__file__).parent / "static"
+APP_CSS = STATIC_DIR / "app.css"
+TITLE = "Ask the news"
+EXAMPLE_QUESTIONS = (
+    "What are Russia's stated conditions for talks?",
+    "Where did Zelensky meet US Defense Secretary Lloyd Austin?",
+    "What does Zelensky say about ceasefire negotiations with Russia?",
+)
+SEARCHING = "_Searching the articles…_"
+# Follow-ups look back this many messages (user and assistant turns).
+HISTORY_MESSAGES = 20
+
+EngineProvider = Callable[[], Engine]
+ChatMessages = list[dict[str, Any]]
+
+
+@dataclass
+class Turn:
+    """What one question produces for the page."""
+
+    chat: ChatMessages
+    sources_html: str
+    plain_text: str
+    history: ChatMessages
+
+
+def base_url(request: gr.Request | None) -> str:
+    """The server's own origin as the browser reached it, for links in embedded chats.
+
+    A widget inside another site's page resolves relative links against that site, so
+    citation links carry this server's origin.
+    """
+    if request is None:
+        return ""
+    headers = request.headers
+    host = headers.get("x-forwarded-host") or headers.get("host")
+    if not host:
+        return ""
+    scheme = headers.get("x-forwarded-proto") or request.url.scheme or "http"
+    return f"{scheme}://{host}"
+
+
+class ChatHandler:
+    """Answers one question of one conversation; holds no per-user state itself."""
+
+    def __init__(self, engine: EngineProvider, with_sources: bool) -> None:
+        self.engine = engine
+        self.with_sources = with_sources
+
+    def respond(
+        self,
+        question: str,
+        chat: ChatMessages | None,
+        history: ChatMessages | None,
+        request: gr.Request,
+    ) -> Iterator[tuple]:
+        chat, history = list(chat or []), list(history or [])
+        question = (question or "").strip()
+        if not question:
+            gr.Warning("Type a question first.")
+            yield self._outputs(question, chat, gr.skip(), gr.skip(), history)
+            return
+        chat.append({"role": "user", "content": render.user_markdown(question)})
+        yield self._outputs("", [*chat, _assistant(SEARCHING)], gr.skip(), gr.skip(), history)
+        try:
+            answer = self.engine().ask(question, history=history[-HISTORY_MESSAGES:] or None)
+        except RagError as exc:
+            chat.append(_assistant(f"**Sorry:** {render.escape_markdown(str(exc))}"))
+            yield self._outputs("", chat, gr.skip(), gr.skip(), history)
+            return
+        except Exception:
+            log.exception("answering %r failed", question)
+            chat.append(_assistant("**Sorry:** something went wrong; the server log says what."))
+            yield self._outputs("", chat, gr.skip(), gr.skip(), history)
+            return
+        origin = base_url(request)
+        yield from self._stream_answer(chat, answer, origin, history)
+
+    def respond_to_example(
+        self,
+        selected: gr.SelectData,
+        chat: ChatMessages | None,
+        history: ChatMessages | None,
+        request: gr.Request,
+    ) -> Iterator[tuple]:
+        """A click on one of the Chatbot's example questions."""
+        yield from self.respond(selected.value["text"], chat, history, request)
+
+    def _stream_answer(
+        self, chat: ChatMessages, answer: Answer, origin: str, history: ChatMessages
+    ) -> Iterator[tuple]:
+        # One quote at a time: each paragraph of the answer is one article's quotes.
+        paragraphs = answer.answer.split("\n\n")
+        for shown in range(1, len(paragraphs) if not answer.refused else 1):
+            partial = Answer(
+                question=answer.question,
+                answer="\n\n".join(paragraphs[:shown]),
+                refused=False,
+                citations=answer.citations,
+            )
+            text = render.answer_markdown(partial, origin).split("\n\n**Sources**")[0]
+            yield self._outputs("", [*chat, _assistant(text)], gr.skip(), gr.skip(), history)
+        turn = self._turn(chat, answer, origin, history)
+        yield self._outputs("", turn.chat, turn.sources_html, turn.plain_text, turn.history)
+
+    def _turn(
+        self, chat: ChatMessages, answer: Answer, origin: str, history: ChatMessages
+    ) -> Turn:
+        chat = [*chat, _assistant(render.answer_markdown(answer, origin))]
+        sources_html = ""
+        if self.with_sources:
+            sources_html = render.sources_panel_html(answer, self.engine().document_text, origin)
+        history = [
+            *history,
+            {"role": "user", "content": answer.question},
+            {"role": "assistant", "content": answer.answer},
+        ]
+        return Turn(chat, sources_html, render.answer_plain_text(answer), history)
+
+    def _outputs(
+        self, question: str, chat: ChatMessages, sources: Any, plain: Any, history: ChatMessages
+    ) -> tuple:
+        if self.with_sources:
+            return question, chat, sources, plain, history
+        return question, chat, history
+
+
+def _assistant(markdown: str) -> dict[str, str]:
+    return {"role": "assistant", "content": markdown}
+
+
+def _chatbot(height: int | str, elem_id: str, examples: bool = False) -> gr.Chatbot:
+    return gr.Chatbot(
+        examples=[{"text": q} for q in EXAMPLE_QUESTIONS[:2]] if examples else None,
+        label="Answers",
+        show_label=False,
+        elem_id=elem_id,
+        height=height,
+        latex_delimiters=[],  # "$200 million … $300" must stay text
+        sanitize_html=True,
+        render_markdown=True,
+        allow_tags=False,
+        feedback_options=None,
+        buttons=[],  # "share" would post to Hugging Face; copy lives in the plain-text box
+        placeholder="Answers quote the articles word for word; **[n]** opens the quote "
+        "inside its article.",
+    )
+
+
+def _question_box() -> gr.Textbox:
+    return gr.Textbox(
+        show_label=False,
+        placeholder="Ask a question about the articles…",
+        elem_id="question",
+        submit_btn="Ask",
+        max_lines=4,
+        autofocus=False,
+        scale=1,
+    )
+
+
+def build_chat(engine: EngineProvider, concurrency: int) -> gr.Blocks:
+    """The full app: chat with sources panel, example questions, article browser."""
+    handler = ChatHandler(engine, with_sources=True)
+    with gr.Blocks(title=TITLE, analytics_enabled=False) as demo:
+        gr.Markdown(f"# {TITLE}\nEvery answer quotes the indexed articles and cites them.")
+        history = gr.State([])
+        with gr.Tab("Chat", id="chat-tab"), gr.Row(equal_height=False, elem_id="chat-row"):
+            with gr.Column(scale=3, min_width=320):
+                chatbot = _chatbot(height="60vh", elem_id="chat")
+                question = _question_box()
+                with gr.Row(elem_id="examples"):
+                    example_buttons = [
+                        gr.Button(q, size="sm", variant="secondary", elem_classes="rag-example")
+                        for q in EXAMPLE_QUESTIONS
+                    ]
+                new_chat = gr.Button("New conversation", size="sm", elem_id="new-chat")
+            with gr.Column(scale=2, min_width=300, elem_id="sources-column"):
+                sources = gr.HTML(
+                    render.sources_panel_html(None),
+                    elem_id="sources",
+                    js_on_load=None,
+                    label="Sources",
+                )
+                plain = gr.Textbox(
+                    label="Answer with citations (plain text, to copy)",
+                    elem_id="answer-text",
+                    interactive=False,
+                    lines=3,
+                    max_lines=12,
+                    buttons=["copy"],
+                )
+        with gr.Tab("Articles", id="articles-tab"):
+            article_list = gr.HTML(elem_id="article-list", js_on_load=None)
+
+        outputs = [question, chatbot, sources, plain, history]
+        ask = {
+            "fn": handler.respond,
+            "outputs": outputs,
+            "api_visibility": "private",
+            "concurrency_limit": concurrency,
+            "concurrency_id": "ask",
+        }
+        question.submit(inputs=[question, chatbot, history], **ask)
+        for button in example_buttons:
+            button.click(inputs=[button, chatbot, history], **ask)
+        new_chat.click(
+            lambda: ("", [], render.sources_panel_html(None), "", []),
+            outputs=outputs,
+            api_visibility="private",
+            queue=False,
+        )
+        chatbot.clear(
+            lambda: (render.sources_panel_html(None), "", []),
+            outputs=[sources, plain, history],
+            api_visibility="private",
+            queue=False,
+        )
+        demo.load(
+            lambda: render.article_list_html(engine().sources()),
+            outputs=article_list,
+            api_visibility="private",
+            queue=False,
+        )
+        _api_endpoint(engine, concurrency)
+    demo.queue(default_concurrency_limit=concurrency)
+    return demo
+
+
+def build_widget(engine: EngineProvider, concurrency: int) -> gr.Blocks:
+    """The compact chat for other pages: answers keep their [n] links and source list."""
+    handler = ChatHandler(engine, with_sources=False)
+    with gr.Blocks(title=TITLE, analytics_enabled=False, fill_height=True) as widget:
+        history = gr.State([])
+        chatbot = _chatbot(height=420, elem_id="widget-chat", examples=True)
+        question = _question_box()
+        ask = {
+            "outputs": [question, chatbot, history],
+            "api_visibility": "private",
+            "concurrency_limit": concurrency,
+            "concurrency_id": "ask",
+        }
+        question.submit(handler.respond, inputs=[question, chatbot, history], **ask)
+        chatbot.example_select(handler.respond_to_example, inputs=[chatbot, history], **ask)
+        chatbot.clear(lambda: [], outputs=history, api_visibility="private", queue=False)
+    widget.queue(default_concurrency_limit=concurrency)
+    return widget
+
+
+def _api_endpoint(engine: EngineProvider, concurrency: int) -> None:
+    """``/ask`` for gradio_client: the same object as ``rag ask --json``."""
+
+    def ask(question: str, top_k: int | None = None, history: list[dict] | None = None) -> dict:
+        """Answer a question with cited quotes from the indexed articles."""
+        try:
+            return engine().ask(question, top_k=top_k, history=history).to_dict()
+        except RagError as exc:
+            raise gr.Error(str(exc)) from None
+
+    gr.api(ask, api_name="ask", concurrency_limit=concurrency, concurrency_id="ask")
