@@ -45,6 +45,20 @@ ANSWER_CHAR_BUDGET = 450
 # Room for the sentence that completes a quoted one ("But Moscow needs...").
 CONTINUATION_CHARS = 200
 
+# Pseudo-relevance feedback: a news headline states the article's gist, so the best
+# sentence's headline terms join the BM25 query for the sentences of that article. It
+# lifts the lede that spells out what a vaguer top sentence only mentions.
+FEEDBACK_WEIGHT = 0.1
+# The sentence after a quoted one is quoted too when it scores this close to the best
+# one, or when it opens by pointing back ("One of these...", "This means...").
+FOLLOW_MARGIN = 0.08
+FOLLOW_LEADS = 2  # quotes whose next sentence is considered
+
+# A question about someone's conditions, demands or stance asks for an article's gist:
+# its lede (the first full sentence under the headline) is quoted when it scores within
+# this margin of the best sentence.
+LEDE_MARGIN = 0.15
+
 # Confidence: weight of the share of question terms found in the articles, and the
 # penalty that turns a missing name or count into a refusal whatever the similarity.
 COVERAGE_WEIGHT = 0.2
@@ -56,9 +70,7 @@ _NUMBER_Q = re.compile(
     r"|\b(range|figures?|amount|number|percent(age)?|cost|price|size)\b",
     re.IGNORECASE,
 )
-_DATE_Q = re.compile(
-    r"^when\b|\b(what|which) (date|day|year|month|season|time)\b", re.IGNORECASE
-)
+_DATE_Q = re.compile(r"^when\b|\b(what|which) (date|day|year|month|season|time)\b", re.IGNORECASE)
 _NAME_Q = re.compile(
     r"^(who|whom|whose|where)\b"
     r"|\b(which|what) (city|cities|country|countries|capitals?|town|region|person|official)\b",
@@ -67,9 +79,24 @@ _NAME_Q = re.compile(
 _POLAR_Q = re.compile(
     r"^(is|are|was|were|do|does|did|has|have|had|can|could|will|would|should)\b", re.IGNORECASE
 )
+_GIST_Q = re.compile(
+    r"\b(conditions?|demands?|terms|position|stance|views?|goals?|aims?|requirements?)\b",
+    re.IGNORECASE,
+)
 _AGGREGATE_Q = re.compile(
     r"\b(compare[sd]?|comparison|each|both|across|over time|coverage|versus|differ\w*)\b",
     re.IGNORECASE,
+)
+# Coordinations that read distributively ("Kyiv's and Moscow's conditions", "from the
+# UK and from the US", "Ukraine and Russia each"): each side is a sub-question.
+_NAME = r"[A-Z][\w-]*"
+_DISTRIBUTIVE = (
+    re.compile(rf"\b(?P<left>{_NAME}['’]s) and (?P<right>{_NAME}['’]s)"),
+    re.compile(
+        r"\b(?P<left>(?P<prep>from|to|by|for|with|in) (the )?[\w-]+)"
+        r" and (?P<right>(?P=prep) (the )?[\w-]+)"
+    ),
+    re.compile(rf"\b(?P<left>{_NAME}) and (?P<right>{_NAME}) each\b"),
 )
 # Sentence → what it holds.
 _NUMBER = re.compile(r"\d|\bpercent\b", re.IGNORECASE)
@@ -95,6 +122,15 @@ _CONTINUATION = re.compile(
     re.IGNORECASE,
 )
 
+# A headline has no closing full stop; the lede is looked for among the first sentences.
+_FULL_STOP = re.compile(r"[.!?][”\"’']?$")
+LEDE_SEARCH = 4
+# A sentence that opens like this spells out the one before it, wherever it stands.
+_ELABORATION = re.compile(
+    r"^(one of (these|them|those|which)|this means|that means|these include|among them)\b",
+    re.IGNORECASE,
+)
+
 
 @dataclass(frozen=True)
 class QuestionCues:
@@ -106,6 +142,7 @@ class QuestionCues:
     name: bool
     polar: bool
     aggregate: bool
+    gist: bool
 
     @classmethod
     def read(cls, question: str) -> QuestionCues:
@@ -117,6 +154,7 @@ class QuestionCues:
             name=bool(_NAME_Q.search(q)),
             polar=bool(_POLAR_Q.search(q)),
             aggregate=bool(_AGGREGATE_Q.search(q)),
+            gist=bool(_GIST_Q.search(q)),
         )
 
     def matches(self, sentence: str) -> bool:
@@ -176,9 +214,33 @@ def score_sentences(
     lead = np.clip(1.0 - corpus.sentence_position / LEAD_SENTENCES, 0.0, 1.0)
     score = dense + CONTEXT_WEIGHT * context + LEXICAL_WEIGHT * lexical + LEAD_WEIGHT * lead
     score = np.where(allowed, score, -np.inf)
+    score = with_headline_feedback(corpus, score, terms)
     if cues is not None:
         score = _with_cues(corpus, score, cues)
     return score, dense
+
+
+def with_headline_feedback(corpus: Corpus, score: np.ndarray, terms: list[str]) -> np.ndarray:
+    """Lift the sentences of the best one's article that match its headline better.
+
+    The best sentence's headline terms join the BM25 query, within its article. A
+    sentence that matches the expanded query better than the best sentence does gains
+    up to FEEDBACK_WEIGHT, never past the best score: other articles keep their
+    standing, and no sentence loses any.
+    """
+    if FEEDBACK_WEIGHT == 0 or not np.isfinite(score).any():
+        return score
+    top = int(np.argmax(score))
+    lexical = corpus.sentence_lexical
+    headline = lexical.terms(corpus.sentences.metadatas[top]["title"])
+    same = (corpus.sentence_doc == corpus.sentence_doc[top]) & np.isfinite(score)
+    same &= corpus.sentence_position != 0  # the headline would only echo itself
+    feedback = np.where(same, lexical.scores(list(dict.fromkeys(terms + headline))), 0.0)
+    top_feedback = float(feedback.max())
+    if top_feedback <= 0:
+        return score
+    gain = np.clip(feedback - feedback[top], 0.0, None) / top_feedback
+    return np.minimum(score + FEEDBACK_WEIGHT * gain, np.maximum(score, score[top]))
 
 
 def _with_cues(corpus: Corpus, score: np.ndarray, cues: QuestionCues) -> np.ndarray:
@@ -206,19 +268,26 @@ def select_evidence(
     best = order[0]
     picked = [best]
     length = len(corpus.sentences.texts[best])
+    aggregate = cues is not None and cues.aggregate
+    # A yes/no question may be answered differently by different articles.
+    polar = cues is not None and cues.polar
+    article_margin = AGGREGATE_MARGIN if aggregate or polar else ARTICLE_MARGIN
     for row in order[1:]:
         if len(picked) >= max_quotes or score[row] < score[best] - QUOTE_MARGIN:
             break
+        other_article = corpus.sentence_doc[row] != corpus.sentence_doc[best]
+        if other_article and score[row] < score[best] - article_margin:
+            continue  # another article's sentence needs a closer score to be quoted
         if _duplicate(corpus, row, picked) or length + len(corpus.sentences.texts[row]) > (
             ANSWER_CHAR_BUDGET
         ):
             continue
         picked.append(row)
         length += len(corpus.sentences.texts[row])
-    aggregate = cues is not None and cues.aggregate
     picked = _with_other_articles(corpus, order, score, picked, max_quotes, aggregate)
-    polar = cues is not None and cues.polar
-    picked = _with_continuations(corpus, picked, polar)
+    if cues is not None and cues.gist:
+        picked = _with_ledes(corpus, score, picked)
+    picked = _with_followers(corpus, picked, score, polar)
     question = cues.text if cues is not None else ""
     return Evidence(
         picked,
@@ -230,6 +299,36 @@ def select_evidence(
     )
 
 
+def _lede(corpus: Corpus, row: int) -> int:
+    """The first full sentence of ``row``'s article: headlines end without a full stop."""
+    first = row - int(corpus.sentence_position[row])  # rows are in text order
+    for lede in range(first + 1, min(first + LEDE_SEARCH, len(corpus.sentence_doc))):
+        if corpus.sentence_doc[lede] != corpus.sentence_doc[row]:
+            break
+        if _FULL_STOP.search(corpus.sentences.texts[lede]):
+            return lede
+    return first
+
+
+def _with_ledes(corpus: Corpus, score: np.ndarray, picked: list[int]) -> list[int]:
+    """Quote the lede of each quoted article, where it is on the question's topic."""
+    out = list(picked)
+    best = float(score[picked[0]])
+    for doc_row in dict.fromkeys(_article_rows(corpus, picked)):
+        lede = _lede(corpus, doc_row)
+        if lede not in out and score[lede] >= best - LEDE_MARGIN:
+            out.append(lede)
+    return out
+
+
+def _article_rows(corpus: Corpus, rows: list[int]) -> list[int]:
+    """One row per article, in first-quoted order."""
+    seen: dict[str, int] = {}
+    for r in rows:
+        seen.setdefault(str(corpus.sentence_doc[r]), r)
+    return list(seen.values())
+
+
 def _duplicate(corpus: Corpus, row: int, picked: list[int]) -> bool:
     text = corpus.sentences.texts[row]
     return any(corpus.sentences.texts[p] == text for p in picked)
@@ -239,23 +338,41 @@ def _next_in_paragraph(corpus: Corpus, row: int) -> int | None:
     return row + 1 if corpus.sentence_joins_next[row] else None  # rows are in text order
 
 
-def _with_continuations(corpus: Corpus, picked: list[int], polar: bool) -> list[int]:
-    """Add the next sentence of a quoted paragraph when it continues the thought.
+def _next_in_article(corpus: Corpus, row: int) -> int | None:
+    nxt = row + 1
+    if nxt < len(corpus.sentence_doc) and corpus.sentence_doc[nxt] == corpus.sentence_doc[row]:
+        return nxt
+    return None
+
+
+def _follows_up(
+    corpus: Corpus, row: int, nxt: int, score: np.ndarray, best: float, polar: bool
+) -> bool:
+    """Whether sentence ``nxt`` elaborates on the quoted sentence ``row`` before it."""
+    text = corpus.sentences.texts[nxt]
+    if _ELABORATION.match(text) or score[nxt] >= best - FOLLOW_MARGIN:
+        return True
+    in_paragraph = _next_in_paragraph(corpus, row) == nxt
+    return in_paragraph and bool(polar or _CONTINUATION.match(text))
+
+
+def _with_followers(corpus: Corpus, picked: list[int], score: np.ndarray, polar: bool) -> list[int]:
+    """Add the next sentence of a quoted one when it continues or elaborates on it.
 
     After a claim, news copy states who disputes it: for a yes/no question the next
     sentence of the paragraph is quoted whatever its first word.
     """
     out = list(picked)
     length = sum(len(corpus.sentences.texts[r]) for r in out)
-    for row in picked[:2]:
-        nxt = _next_in_paragraph(corpus, row)
-        if nxt is None or nxt in out:
+    best = float(score[picked[0]])
+    for row in picked[:FOLLOW_LEADS]:
+        nxt = _next_in_article(corpus, row)
+        if nxt is None or nxt in out or not _follows_up(corpus, row, nxt, score, best, polar):
             continue
-        text = corpus.sentences.texts[nxt]
-        wanted = polar or _CONTINUATION.match(text)
-        if wanted and length + len(text) <= ANSWER_CHAR_BUDGET + CONTINUATION_CHARS:
-            out.append(nxt)
-            length += len(text)
+        size = len(corpus.sentences.texts[nxt])
+        if length + size <= ANSWER_CHAR_BUDGET + CONTINUATION_CHARS:
+            out.insert(out.index(row) + 1, nxt)
+            length += size
     return out
 
 
@@ -328,6 +445,31 @@ def compose(corpus: Corpus, rows: list[int]) -> tuple[str, list[Citation]]:
 
 def _quoted(text: str) -> str:
     return text if text[0] in "“\"'‘" else f"“{text}”"
+
+
+def split_question(question: str) -> list[str]:
+    """The sub-questions of a question that asks the same of two sides, else none."""
+    for pattern in _DISTRIBUTIVE:
+        match = pattern.search(question)
+        if match is None:
+            continue
+        head, tail = question[: match.start()], question[match.end() :]
+        return [f"{head}{match.group(side)}{tail}" for side in ("left", "right")]
+    return []
+
+
+def with_subquestion_evidence(
+    corpus: Corpus, rows: list[int], sub_scores: list[np.ndarray]
+) -> list[int]:
+    """Make sure the best sentence for each side of a decomposed question is quoted."""
+    out = list(rows)
+    for sub in sub_scores:
+        if not np.isfinite(sub).any():
+            continue
+        best = int(np.argmax(sub))
+        if best not in out:
+            out.append(best)
+    return out
 
 
 def refusal_text(question: str) -> str:

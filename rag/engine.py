@@ -7,6 +7,7 @@ read-only and safe to share between threads.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -117,6 +118,7 @@ class Engine:
         evidence = answerer.select_evidence(
             self.corpus, score, dense, coverage, self.settings.max_quotes, cues
         )
+        evidence = self._with_subquestions(query, evidence, terms, allowed, cues)
         refused = not evidence.rows or evidence.confidence() < self.settings.refusal_threshold
         if refused:
             text, citations = answerer.refusal_text(question), []
@@ -136,6 +138,27 @@ class Engine:
             },
             standalone_question=query if query != question else None,
         )
+
+    def _with_subquestions(
+        self,
+        query: str,
+        evidence: answerer.Evidence,
+        terms: list[str],
+        allowed: np.ndarray,
+        cues: answerer.QuestionCues,
+    ) -> answerer.Evidence:
+        """Quote the best evidence for each side of a "Kyiv's and Moscow's" question."""
+        subquestions = answerer.split_question(query)
+        if not subquestions or not evidence.rows:
+            return evidence
+        sub_scores = []
+        for sub in subquestions:
+            vector = self.embedding.embed_query(sub)
+            sub_terms = self.corpus.chunk_lexical.terms(sub)
+            score, _ = answerer.score_sentences(self.corpus, vector, sub_terms, allowed, cues)
+            sub_scores.append(score)
+        rows = answerer.with_subquestion_evidence(self.corpus, evidence.rows, sub_scores)
+        return dataclasses.replace(evidence, rows=rows)
 
     def _validate(self, question: object) -> str:
         if not isinstance(question, str):

@@ -7,6 +7,7 @@ its BM25 score and the rank of the passage that holds it.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -75,6 +76,10 @@ class LexicalIndex:
     def __init__(self, texts: list[str]) -> None:
         import bm25s
         import Stemmer
+
+        # bm25s sets its own logger to DEBUG on import; its index-building chatter would
+        # end up in `rag ask --json` output and server logs.
+        logging.getLogger("bm25s").setLevel(logging.WARNING)
 
         self._bm25s = bm25s
         stemmer = Stemmer.Stemmer("english")
