@@ -103,14 +103,18 @@ def ask(
 
 
 def print_answer(answer) -> None:  # noqa: ANN001 - rag.models.Answer
+    """The answer, then its numbered sources: article, file, span and the quote."""
     out.print(f"[bold]Q:[/] {escape(answer.question)}")
+    if answer.standalone_question:
+        out.print(f"[dim](searched for: {escape(answer.standalone_question)})[/]")
     out.print(escape(answer.answer))
     if answer.citations:
         out.print()
         out.print("[bold]Sources[/]")
     for c in answer.citations:
-        where = f"[dim]chars {c.start}–{c.end}[/]"
-        out.print(f"  [{c.n}] {escape(c.title)} — {escape(c.source)} {where}")
+        out.print(f"  [bold]\\[{c.n}][/] {escape(c.title)}")
+        out.print(f"      {escape(c.source)}, characters {c.start}–{c.end}", style="dim")
+        out.print(f"      “{escape(c.quote)}”", style="italic")
     out.print()
 
 
