@@ -13,6 +13,7 @@ Routes:
 
 from __future__ import annotations
 
+import html
 import json
 import re
 from collections.abc import Callable
@@ -236,7 +237,7 @@ def embed_script() -> str:
     return (
         f"// {TITLE}: the <gradio-app> web component, served by this app (Gradio "
         f"{gr.__version__}).\n"
-        "// Load with <script type=\"module\" src=\".../embed.js\"></script>.\n"
+        '// Load with <script type="module" src=".../embed.js"></script>.\n'
         f'import "./assets/{gradio_entry_script()}";\n'
     )
 
@@ -349,6 +350,10 @@ def _add_page_routes(app: FastAPI, engine: Callable[[], Engine]) -> None:
             document, text = engine().document_text(doc_id)
         except BadQuestionError:
             return HTMLResponse("<!doctype html><title>Not found</title>No such article.", 404)
+        except RagError as exc:  # the file changed since it was indexed
+            return HTMLResponse(
+                f"<!doctype html><title>Unavailable</title>{html.escape(str(exc))}", 409
+            )
         if start is not None and end is not None and not start < end <= len(text):
             start = end = None
         return HTMLResponse(render.article_page_html(document, text, start, end))

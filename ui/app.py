@@ -129,9 +129,7 @@ class ChatHandler:
         turn = self._turn(chat, answer, origin, history)
         yield self._outputs("", turn.chat, turn.sources_html, turn.plain_text, turn.history)
 
-    def _turn(
-        self, chat: ChatMessages, answer: Answer, origin: str, history: ChatMessages
-    ) -> Turn:
+    def _turn(self, chat: ChatMessages, answer: Answer, origin: str, history: ChatMessages) -> Turn:
         chat = [*chat, _assistant(render.answer_markdown(answer, origin))]
         sources_html = ""
         if self.with_sources:

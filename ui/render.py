@@ -18,6 +18,7 @@ from urllib.parse import quote, urlencode
 import nh3
 
 from rag.clean import CleanText, clean
+from rag.errors import RagError
 from rag.models import Answer, Citation, SourceDocument
 
 QUOTE_ANCHOR = "quote"
@@ -27,8 +28,28 @@ _MARKER = re.compile(r"\[(\d+)\]")
 _MARKDOWN_SPECIAL = re.compile(r"""([\\`*_{}\[\]()#+\-.!|~$:'"=/^@%?;,])""")
 
 _ALLOWED_TAGS = {
-    "a", "article", "blockquote", "div", "em", "h2", "h3", "li", "mark", "ol", "p",
-    "section", "small", "span", "strong", "table", "tbody", "td", "th", "thead", "tr", "ul",
+    "a",
+    "article",
+    "blockquote",
+    "div",
+    "em",
+    "h2",
+    "h3",
+    "li",
+    "mark",
+    "ol",
+    "p",
+    "section",
+    "small",
+    "span",
+    "strong",
+    "table",
+    "tbody",
+    "td",
+    "th",
+    "thead",
+    "tr",
+    "ul",
 }
 _ALLOWED_ATTRIBUTES = {
     "*": {"class", "id", "title"},
@@ -237,11 +258,15 @@ def _citation_item(
     article_text: Callable[[str], tuple[SourceDocument, str]],
     base_url: str,
 ) -> str:
-    _, text = article_text(citation.doc_id)
-    paragraphs = quoted_paragraphs(
-        article_paragraphs(text, citation.source, citation.start, citation.end)
-    )
-    context = "".join(f"<p>{paragraph_html(p)}</p>" for p in paragraphs)
+    try:
+        _, text = article_text(citation.doc_id)
+    except RagError:  # the file changed or vanished since indexing: show the quote alone
+        context = f"<p><mark>{html.escape(citation.quote)}</mark></p>"
+    else:
+        paragraphs = quoted_paragraphs(
+            article_paragraphs(text, citation.source, citation.start, citation.end)
+        )
+        context = "".join(f"<p>{paragraph_html(p)}</p>" for p in paragraphs)
     href = html.escape(base_url + citation_path(citation))
     return (
         f'<li class="rag-citation" data-n="{citation.n}">'
@@ -298,11 +323,11 @@ def article_page_html(
     if start is not None and end is not None:
         located = f" · quote at characters {start}–{end}"
     return (
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
+        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{html.escape(document.title)}</title><style>{ARTICLE_CSS}</style></head>"
         '<body><nav><a href="/">← Ask the articles</a></nav>'
-        f'<article><h1>{html.escape(document.title)}</h1>'
+        f"<article><h1>{html.escape(document.title)}</h1>"
         f'<p class="meta">{html.escape(document.source)}{located}</p>'
         f"{sanitize(body)}</article></body></html>"
     )

@@ -157,3 +157,14 @@ def test_allowed_origins_are_checked() -> None:
     assert frame_ancestors(["http://a.example"]) == "'self' http://a.example"
     with pytest.raises(ConfigError):
         checked_origins(["intra.example; script-src *"])
+
+
+def test_sources_panel_survives_an_article_changed_since_indexing() -> None:
+    from rag.errors import RagError
+
+    def changed(doc_id: str) -> tuple[SourceDocument, str]:
+        raise RagError("seeds/x.txt changed since it was indexed: run `rag ingest`")
+
+    answer = Answer("q?", f"“{QUOTE}” [1]", False, [citation()], [], {})
+    panel = render.sources_panel_html(answer, changed)
+    assert "<mark>" in panel and "[1]" in panel
