@@ -8,6 +8,7 @@ read-only and safe to share between threads.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import logging
 import threading
 import time
@@ -18,7 +19,7 @@ import numpy as np
 
 from rag import answer as answerer
 from rag.components.embedding import EmbeddingModel, load_embedding
-from rag.errors import BadQuestionError, EmptyIndexError, IndexUnavailableError
+from rag.errors import BadQuestionError, EmptyIndexError, IndexUnavailableError, RagError
 from rag.models import Answer, Passage, SourceDocument
 from rag.retrieve import Corpus, retrieve_passages
 from rag.settings import REPO_ROOT, Settings, get_settings
@@ -210,7 +211,14 @@ class Engine:
             raise BadQuestionError(f"unknown article id: {doc_id}")
         path = Path(record.source)
         path = path if path.is_absolute() else REPO_ROOT / path
-        return record.as_source(), path.read_text(encoding="utf-8")
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise RagError(f"cannot read {record.source}: {exc}; run `rag ingest`") from exc
+        if hashlib.sha256(text.encode("utf-8")).hexdigest() != record.content_hash:
+            # Citation offsets point into the indexed version of the file.
+            raise RagError(f"{record.source} changed since it was indexed: run `rag ingest`")
+        return record.as_source(), text
 
 
 _engine: Engine | None = None

@@ -147,3 +147,17 @@ def test_auto_ingest_of_seeds_on_first_ask(tmp_path: Path) -> None:
     settings = make_settings(tmp_path / "index", seeds_dir=seeds)
     engine = Engine(settings)
     assert [d.doc_id for d in engine.sources()] == ["003_042faa28e221901a"]
+
+
+def test_article_text_refuses_a_file_changed_since_indexing(
+    tmp_path: Path, corpus_dir: Path
+) -> None:
+    settings = make_settings(tmp_path / "index")
+    ingest_paths([corpus_dir], settings, progress=False)
+    engine = Engine(settings, auto_ingest=False)
+    doc, text = engine.document_text("003_042faa28e221901a")
+    assert doc.title.startswith("Moscow says") and "Peskov" in text
+    path = corpus_dir / "003_042faa28e221901a.txt"
+    path.write_text("Breaking: " + path.read_text(encoding="utf-8"), encoding="utf-8")
+    with pytest.raises(RagError, match="changed since it was indexed"):
+        engine.document_text("003_042faa28e221901a")
