@@ -47,9 +47,7 @@ def article_text(doc_id: str) -> tuple[SourceDocument, str]:
 
 @pytest.mark.parametrize("text", HOSTILE)
 def test_escaped_markdown_renders_as_the_same_text_and_no_tags(text: str) -> None:
-    rendered = MarkdownIt("gfm-like", {"linkify": False}).render(
-        render.escape_markdown(text)
-    )
+    rendered = MarkdownIt("gfm-like", {"linkify": False}).render(render.escape_markdown(text))
     tags = set(re.findall(r"<(\w+)", rendered))
     assert tags <= {"p", "br"}, rendered
     visible = re.sub(r"<[^>]+>", "", rendered)
