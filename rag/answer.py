@@ -42,6 +42,11 @@ ARTICLE_MARGIN = 0.015
 # ...or this close when the question asks to compare or to look across articles.
 AGGREGATE_MARGIN = 0.05
 MAX_ARTICLES = 3
+# "...across the articles", "...in the coverage": the best sentence of each article is
+# quoted when within this margin, up to SURVEY_ARTICLES articles; where the question
+# asks for an amount, only a sentence that gives one.
+SURVEY_MARGIN = 0.1
+SURVEY_ARTICLES = 4
 ANSWER_CHAR_BUDGET = 450
 # Room for the sentence that completes a quoted one ("But Moscow needs...").
 CONTINUATION_CHARS = 200
@@ -59,6 +64,14 @@ FOLLOW_LEADS = 2  # quotes whose next sentence is considered
 # its lede (the first full sentence under the headline) is quoted when it scores within
 # this margin of the best sentence.
 LEDE_MARGIN = 0.15
+
+# After a claim, news copy states who disputes it, often a few sentences on ("Peskov
+# responded..."): for a yes/no or "as X reported" question, denials this many sentences
+# after a quoted claim are quoted too, at most REBUTTALS of them per claim.
+REBUTTAL_WINDOW = 3
+REBUTTALS = 2
+# A denial elsewhere in a quoted article is quoted when it scores this close to the best.
+REBUTTAL_MARGIN = 0.1
 
 # Confidence: weight of the share of question terms found in the articles, and the
 # penalty that turns a missing name or count into a refusal whatever the similarity.
@@ -80,6 +93,13 @@ _NAME_Q = re.compile(
 _POLAR_Q = re.compile(
     r"^(is|are|was|were|do|does|did|has|have|had|can|could|will|would|should)\b", re.IGNORECASE
 )
+# "..., as the Financial Times reported?": a claim whose standing is asked about.
+_REPORTED_Q = re.compile(
+    r"\b(as|like) (\w+ ){0,4}(reported|claimed|suggested|alleged|said)\b", re.IGNORECASE
+)
+# A question about money wants an amount, not any number.
+_MONEY_Q = re.compile(r"\b(dollars?|money|funding|budget|spending|euros?|pounds)\b", re.IGNORECASE)
+_SURVEY_Q = re.compile(r"\b(across|coverage|(the|all|other) articles)\b", re.IGNORECASE)
 _GIST_Q = re.compile(
     r"\b(conditions?|demands?|terms|position|stance|views?|goals?|aims?|requirements?)\b",
     re.IGNORECASE,
@@ -108,6 +128,14 @@ _DATE = re.compile(
     r"|(19|20)\d\d)\b",
     re.IGNORECASE,
 )
+_DOLLARS = re.compile(r"\$\s?\d|\bdollars?\b", re.IGNORECASE)
+_MONEY = re.compile(r"[$€£]\s?\d|\b(million|billion|trillion)\b", re.IGNORECASE)
+# Words that deny or dispute a claim outright.
+_DENIAL = re.compile(
+    r"\b(den(y|ies|ied)|reject(s|ed)?|refut(e|es|ed)|fake|false|bogus|misleading|hoax"
+    r"|untrue|nonsense|dispute[sd]?|misinformation|disinformation)\b",
+    re.IGNORECASE,
+)
 # Words that confirm, deny or dispute a claim: the answer to a yes/no question.
 _STANCE = re.compile(
     r"\b(not?|never|neither|nor|den(y|ies|ied)|reject(s|ed)?|fake|false|bogus|misleading"
@@ -122,6 +150,9 @@ _CONTINUATION = re.compile(
     r"|adding|according|the focus|[“\"])\b",
     re.IGNORECASE,
 )
+
+# An opener that qualifies the sentence before it, wherever the paragraph breaks.
+_CONTRAST = re.compile(r"^(however|but|yet)\b", re.IGNORECASE)
 
 # A headline has no closing full stop; the lede is looked for among the first sentences.
 _FULL_STOP = re.compile(r"[.!?][”\"’']?$")
@@ -144,6 +175,9 @@ class QuestionCues:
     polar: bool
     aggregate: bool
     gist: bool
+    disputed: bool = False  # the question asks whether a claim holds
+    money: bool = False
+    survey: bool = False  # asks what several articles say
 
     @classmethod
     def read(cls, question: str) -> QuestionCues:
@@ -156,10 +190,19 @@ class QuestionCues:
             polar=bool(_POLAR_Q.search(q)),
             aggregate=bool(_AGGREGATE_Q.search(q)),
             gist=bool(_GIST_Q.search(q)),
+            disputed=bool(_POLAR_Q.search(q) or _REPORTED_Q.search(q)),
+            money=bool(_MONEY_Q.search(q)),
+            survey=bool(_SURVEY_Q.search(q)),
         )
+
+    def amount(self) -> re.Pattern[str]:
+        """What an amount in the asked-about currency looks like."""
+        return _DOLLARS if re.search(r"\bdollars?\b", self.text, re.IGNORECASE) else _MONEY
 
     def matches(self, sentence: str) -> bool:
         """Whether the sentence holds the kind of thing the question asks for."""
+        if self.money:
+            return bool(self.amount().search(sentence))  # an amount, not any number
         if self.number and _NUMBER.search(sentence):
             return True
         if self.date and _DATE.search(sentence):
@@ -247,11 +290,12 @@ def with_headline_feedback(corpus: Corpus, score: np.ndarray, terms: list[str]) 
 
 def _with_cues(corpus: Corpus, score: np.ndarray, cues: QuestionCues) -> np.ndarray:
     """Add CUE_WEIGHT to the shortlisted sentences that hold the expected answer type."""
-    if not (cues.number or cues.date or cues.name or cues.polar):
+    if not (cues.number or cues.date or cues.name or cues.polar or cues.money):
         return score
     score = score.copy()
     for row in np.argsort(-score, kind="stable")[:SHORTLIST]:
-        if np.isfinite(score[row]) and cues.matches(corpus.sentences.texts[row]):
+        text = corpus.sentences.texts[row]
+        if np.isfinite(score[row]) and cues.matches(text):
             score[row] += CUE_WEIGHT
     return score
 
@@ -286,10 +330,18 @@ def select_evidence(
             continue
         picked.append(row)
         length += len(corpus.sentences.texts[row])
-    picked = _with_other_articles(corpus, order, score, picked, max_quotes, aggregate)
+    if cues is not None and cues.survey:
+        judged = _with_other_articles(corpus, order, score, picked, max_quotes, aggregate)
+        picked = _with_survey(corpus, order, score, picked, cues)
+    else:
+        picked = _with_other_articles(corpus, order, score, picked, max_quotes, aggregate)
+        judged = picked
+    # (``judged``: the quotes that must hold an asked-for measure or name)
     if cues is not None and cues.gist:
         picked = _with_ledes(corpus, score, picked)
     picked = _with_followers(corpus, picked, score, polar)
+    if cues is not None and cues.disputed:
+        picked = _with_rebuttals(corpus, picked, score)
     question = cues.text if cues is not None else ""
     return Evidence(
         picked,
@@ -297,7 +349,7 @@ def select_evidence(
         float(dense[best]),
         coverage,
         tuple(unknown_names(corpus, question)),
-        answer_unmet(corpus, question, order[:COUNT_EVIDENCE], picked),
+        answer_unmet(corpus, question, order[:COUNT_EVIDENCE], judged),
     )
 
 
@@ -354,6 +406,8 @@ def _follows_up(
     text = corpus.sentences.texts[nxt]
     if _ELABORATION.match(text) or score[nxt] >= best - FOLLOW_MARGIN:
         return True
+    if _CONTRAST.match(text):
+        return True  # "However, ..." answers the sentence before it, even past a break
     in_paragraph = _next_in_paragraph(corpus, row) == nxt
     return in_paragraph and bool(polar or _CONTINUATION.match(text))
 
@@ -375,6 +429,51 @@ def _with_followers(corpus: Corpus, picked: list[int], score: np.ndarray, polar:
         if length + size <= ANSWER_CHAR_BUDGET + CONTINUATION_CHARS:
             out.insert(out.index(row) + 1, nxt)
             length += size
+    return out
+
+
+def _with_survey(
+    corpus: Corpus, order: list[int], score: np.ndarray, picked: list[int], cues: QuestionCues
+) -> list[int]:
+    """Quote the best sentence of each further article on the topic."""
+    docs = list(dict.fromkeys(str(corpus.sentence_doc[r]) for r in picked))
+    floor = score[order[0]] - SURVEY_MARGIN
+    out = list(picked)
+    for row in order:
+        if len(docs) >= SURVEY_ARTICLES or score[row] < floor:
+            break
+        doc = str(corpus.sentence_doc[row])
+        if doc in docs:
+            continue
+        if cues.money and not cues.amount().search(corpus.sentences.texts[row]):
+            continue
+        out.append(row)
+        docs.append(doc)
+    return out
+
+
+def _with_rebuttals(corpus: Corpus, picked: list[int], score: np.ndarray) -> list[int]:
+    """Quote the denials that answer a quoted claim: the article's own verdict on it."""
+    out = list(picked)
+    best = float(score[picked[0]])
+    for row in picked[:FOLLOW_LEADS]:
+        found, nxt = 0, row
+        for _ in range(REBUTTAL_WINDOW):
+            nxt = _next_in_article(corpus, nxt)
+            if nxt is None or found >= REBUTTALS:
+                break
+            if _DENIAL.search(corpus.sentences.texts[nxt]):
+                found += 1
+                if nxt not in out:
+                    out.append(nxt)
+    docs = {corpus.sentence_doc[r] for r in picked}
+    for row in np.argsort(-score, kind="stable")[:SHORTLIST]:
+        if score[row] < best - REBUTTAL_MARGIN:
+            break
+        row = int(row)
+        text = corpus.sentences.texts[row]
+        if row not in out and corpus.sentence_doc[row] in docs and _DENIAL.search(text):
+            out.append(row)
     return out
 
 
@@ -449,8 +548,20 @@ def _quoted(text: str) -> str:
     return text if text[0] in "“\"'‘" else f"“{text}”"
 
 
+# "How many X did A mention compared with B?": the same asked of A and of B.
+_COMPARED = re.compile(
+    r"[\s,]+(?:compared (?:with|to)|as opposed to|versus|vs\.?)\s+(?P<right>[^?]+)",
+    re.IGNORECASE,
+)
+# The asking words of a question, up to its auxiliary ("How many soldiers did").
+_ASKING = re.compile(r"^.*?\b(?:did|do|does|is|are|was|were|has|have|had)\b", re.IGNORECASE)
+
+
 def split_question(question: str) -> list[str]:
     """The sub-questions of a question that asks the same of two sides, else none."""
+    match = _COMPARED.search(question)
+    if match is not None and (asking := _ASKING.match(question[: match.start()])):
+        return [f"{question[: match.start()]}?", f"{asking.group()} {match.group('right')}?"]
     for pattern in _DISTRIBUTIVE:
         match = pattern.search(question)
         if match is None:
@@ -463,12 +574,17 @@ def split_question(question: str) -> list[str]:
 def with_subquestion_evidence(
     corpus: Corpus, rows: list[int], sub_scores: list[np.ndarray]
 ) -> list[int]:
-    """Make sure the best sentence for each side of a decomposed question is quoted."""
+    """Make sure the best sentence for each side of a decomposed question is quoted.
+
+    Each side gets a sentence of its own: one that answers both sides is the first's.
+    """
     out = list(rows)
+    taken: set[int] = set()
     for sub in sub_scores:
-        if not np.isfinite(sub).any():
+        best = next((int(r) for r in np.argsort(-sub, kind="stable") if r not in taken), None)
+        if best is None or not np.isfinite(sub[best]):
             continue
-        best = int(np.argmax(sub))
+        taken.add(best)
         if best not in out:
             out.append(best)
     return out

@@ -112,6 +112,8 @@ class Engine:
         cues = answerer.QuestionCues.read(query)
         score, dense = answerer.score_sentences(self.corpus, vector, terms, allowed, cues)
         ranked = retrieve_passages(self.store, self.corpus, vector, terms, top_k, doc_ids, score)
+        # Scoring the sides of a "Kyiv's and Moscow's" question embeds each: retrieval work.
+        sub_scores = self._subquestion_scores(query, allowed, cues)
         retrieved = time.perf_counter()
 
         known = self.corpus.sentence_lexical.known_terms(terms)
@@ -119,7 +121,9 @@ class Engine:
         evidence = answerer.select_evidence(
             self.corpus, score, dense, coverage, self.settings.max_quotes, cues
         )
-        evidence = self._with_subquestions(query, evidence, terms, allowed, cues)
+        if sub_scores and evidence.rows:
+            rows = answerer.with_subquestion_evidence(self.corpus, evidence.rows, sub_scores)
+            evidence = dataclasses.replace(evidence, rows=rows)
         refused = not evidence.rows or evidence.confidence() < self.settings.refusal_threshold
         if refused:
             text, citations = answerer.refusal_text(question), []
@@ -140,26 +144,17 @@ class Engine:
             standalone_question=query if query != question else None,
         )
 
-    def _with_subquestions(
-        self,
-        query: str,
-        evidence: answerer.Evidence,
-        terms: list[str],
-        allowed: np.ndarray,
-        cues: answerer.QuestionCues,
-    ) -> answerer.Evidence:
-        """Quote the best evidence for each side of a "Kyiv's and Moscow's" question."""
-        subquestions = answerer.split_question(query)
-        if not subquestions or not evidence.rows:
-            return evidence
+    def _subquestion_scores(
+        self, query: str, allowed: np.ndarray, cues: answerer.QuestionCues
+    ) -> list[np.ndarray]:
+        """Sentence scores for each side of a "Kyiv's and Moscow's" question, if any."""
         sub_scores = []
-        for sub in subquestions:
+        for sub in answerer.split_question(query):
             vector = self.embedding.embed_query(sub)
             sub_terms = self.corpus.chunk_lexical.terms(sub)
             score, _ = answerer.score_sentences(self.corpus, vector, sub_terms, allowed, cues)
             sub_scores.append(score)
-        rows = answerer.with_subquestion_evidence(self.corpus, evidence.rows, sub_scores)
-        return dataclasses.replace(evidence, rows=rows)
+        return sub_scores
 
     def _validate(self, question: object) -> str:
         if not isinstance(question, str):
