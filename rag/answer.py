@@ -13,12 +13,12 @@ state, a yes/no question the sentence that confirms or denies.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
-from dataclasses import dataclass
 
 import numpy as np
 
 from rag.models import Citation
+from rag.questions import QuestionCues
+from rag.refusal import COUNT_EVIDENCE, Evidence, answer_unmet, unknown_names
 from rag.retrieve import Corpus
 
 # Weights of a sentence's score: its own embedding similarity, the similarity of the
@@ -73,77 +73,13 @@ REBUTTALS = 2
 # A denial elsewhere in a quoted article is quoted when it scores this close to the best.
 REBUTTAL_MARGIN = 0.1
 
-# Confidence: weight of the share of question terms found in the articles, and the
-# penalty that turns a missing name or count into a refusal whatever the similarity.
-COVERAGE_WEIGHT = 0.2
-MISSING_PENALTY = 0.5
 
-# Question → the kind of answer it expects.
-_NUMBER_Q = re.compile(
-    r"\bhow (many|much|long|far|wide|big|large|high|old)\b"
-    r"|\b(range|figures?|amount|number|percent(age)?|cost|price|size)\b",
-    re.IGNORECASE,
-)
-_DATE_Q = re.compile(r"^when\b|\b(what|which) (date|day|year|month|season|time)\b", re.IGNORECASE)
-_NAME_Q = re.compile(
-    r"^(who|whom|whose|where)\b"
-    r"|\b(which|what) (city|cities|country|countries|capitals?|town|region|person|official)\b",
-    re.IGNORECASE,
-)
-_POLAR_Q = re.compile(
-    r"^(is|are|was|were|do|does|did|has|have|had|can|could|will|would|should)\b", re.IGNORECASE
-)
-# "..., as the Financial Times reported?": a claim whose standing is asked about.
-_REPORTED_Q = re.compile(
-    r"\b(as|like) (\w+ ){0,4}(reported|claimed|suggested|alleged|said)\b", re.IGNORECASE
-)
-# A question about money wants an amount, not any number.
-_MONEY_Q = re.compile(r"\b(dollars?|money|funding|budget|spending|euros?|pounds)\b", re.IGNORECASE)
-_SURVEY_Q = re.compile(r"\b(across|coverage|(the|all|other) articles)\b", re.IGNORECASE)
-_GIST_Q = re.compile(
-    r"\b(conditions?|demands?|terms|position|stance|views?|goals?|aims?|requirements?)\b",
-    re.IGNORECASE,
-)
-_AGGREGATE_Q = re.compile(
-    r"\b(compare[sd]?|comparison|each|both|across|over time|coverage|versus|differ\w*)\b",
-    re.IGNORECASE,
-)
-# Coordinations that read distributively ("Kyiv's and Moscow's conditions", "from the
-# UK and from the US", "Ukraine and Russia each"): each side is a sub-question.
-_NAME = r"[A-Z][\w-]*"
-_DISTRIBUTIVE = (
-    re.compile(rf"\b(?P<left>{_NAME}['’]s) and (?P<right>{_NAME}['’]s)"),
-    re.compile(
-        r"\b(?P<left>(?P<prep>from|to|by|for|with|in) (the )?[\w-]+)"
-        r" and (?P<right>(?P=prep) (the )?[\w-]+)"
-    ),
-    re.compile(rf"\b(?P<left>{_NAME}) and (?P<right>{_NAME}) each\b"),
-)
-# Sentence → what it holds.
-_NUMBER = re.compile(r"\d|\bpercent\b", re.IGNORECASE)
-_DATE = re.compile(
-    r"\b(january|february|march|april|may|june|july|august|september|october|november"
-    r"|december|jan|feb|mar|apr|jun|jul|aug|sep|sept|oct|nov|dec|monday|tuesday"
-    r"|wednesday|thursday|friday|saturday|sunday|spring|summer|fall|autumn|winter"
-    r"|(19|20)\d\d)\b",
-    re.IGNORECASE,
-)
-_DOLLARS = re.compile(r"\$\s?\d|\bdollars?\b", re.IGNORECASE)
-_MONEY = re.compile(r"[$€£]\s?\d|\b(million|billion|trillion)\b", re.IGNORECASE)
 # Words that deny or dispute a claim outright.
 _DENIAL = re.compile(
     r"\b(den(y|ies|ied)|reject(s|ed)?|refut(e|es|ed)|fake|false|bogus|misleading|hoax"
     r"|untrue|nonsense|dispute[sd]?|misinformation|disinformation)\b",
     re.IGNORECASE,
 )
-# Words that confirm, deny or dispute a claim: the answer to a yes/no question.
-_STANCE = re.compile(
-    r"\b(not?|never|neither|nor|den(y|ies|ied)|reject(s|ed)?|fake|false|bogus|misleading"
-    r"|hoax|dispute[sd]?|doubts?|however|but|yet|wary|unacceptable|impossible"
-    r"|confirm(s|ed)?|agreed?)\b|n[’']t\b",
-    re.IGNORECASE,
-)
-_CAPITALISED = re.compile(r"(?<![.!?“\"‘]\s)(?<!^)\b[A-Z][a-z]{2,}")
 # A sentence that opens like this continues the one before it ("But Moscow needs...").
 _CONTINUATION = re.compile(
     r"^(but|however|yet|still|instead|he|she|they|it|this|that|these|those|his|her|their"
@@ -162,81 +98,6 @@ _ELABORATION = re.compile(
     r"^(one of (these|them|those|which)|this means|that means|these include|among them)\b",
     re.IGNORECASE,
 )
-
-
-@dataclass(frozen=True)
-class QuestionCues:
-    """What kind of answer a question expects, read from its wording."""
-
-    text: str
-    number: bool
-    date: bool
-    name: bool
-    polar: bool
-    aggregate: bool
-    gist: bool
-    disputed: bool = False  # the question asks whether a claim holds
-    money: bool = False
-    survey: bool = False  # asks what several articles say
-
-    @classmethod
-    def read(cls, question: str) -> QuestionCues:
-        q = question.strip()
-        return cls(
-            text=q,
-            number=bool(_NUMBER_Q.search(q)),
-            date=bool(_DATE_Q.search(q)),
-            name=bool(_NAME_Q.search(q)),
-            polar=bool(_POLAR_Q.search(q)),
-            aggregate=bool(_AGGREGATE_Q.search(q)),
-            gist=bool(_GIST_Q.search(q)),
-            disputed=bool(_POLAR_Q.search(q) or _REPORTED_Q.search(q)),
-            money=bool(_MONEY_Q.search(q)),
-            survey=bool(_SURVEY_Q.search(q)),
-        )
-
-    def amount(self) -> re.Pattern[str]:
-        """What an amount in the asked-about currency looks like."""
-        return _DOLLARS if re.search(r"\bdollars?\b", self.text, re.IGNORECASE) else _MONEY
-
-    def matches(self, sentence: str) -> bool:
-        """Whether the sentence holds the kind of thing the question asks for."""
-        if self.money:
-            return bool(self.amount().search(sentence))  # an amount, not any number
-        if self.number and _NUMBER.search(sentence):
-            return True
-        if self.date and _DATE.search(sentence):
-            return True
-        if self.polar and _STANCE.search(sentence):
-            return True
-        if self.name:
-            asked = self.text.lower()
-            return any(m.group().lower() not in asked for m in _CAPITALISED.finditer(sentence))
-        return False
-
-
-@dataclass(frozen=True)
-class Evidence:
-    rows: list[int]  # chosen sentence rows, in answer order
-    best_score: float
-    best_dense: float
-    term_coverage: float  # share of the question's terms found in the corpus
-    unknown_names: tuple[str, ...] = ()  # names in the question no article mentions
-    answer_unmet: bool = False  # a count, measure or name asked for, not in the evidence
-
-    def confidence(self) -> float:
-        """One number compared with ``refusal_threshold`` (0.9 by default).
-
-        Similarity alone barely separates an off-topic question (~0.77-0.83 with the
-        e5 model) from an on-topic one (~0.80-0.94); the share of the question's
-        terms that the articles contain separates them better. A name the articles
-        never mention, or a count, measure or other name they never give near the
-        asked-about noun, is a refusal on its own.
-        """
-        value = self.best_dense + COVERAGE_WEIGHT * self.term_coverage
-        if self.unknown_names or self.answer_unmet:
-            value -= MISSING_PENALTY
-        return value
 
 
 def score_sentences(
@@ -548,29 +409,6 @@ def _quoted(text: str) -> str:
     return text if text[0] in "“\"'‘" else f"“{text}”"
 
 
-# "How many X did A mention compared with B?": the same asked of A and of B.
-_COMPARED = re.compile(
-    r"[\s,]+(?:compared (?:with|to)|as opposed to|versus|vs\.?)\s+(?P<right>[^?]+)",
-    re.IGNORECASE,
-)
-# The asking words of a question, up to its auxiliary ("How many soldiers did").
-_ASKING = re.compile(r"^.*?\b(?:did|do|does|is|are|was|were|has|have|had)\b", re.IGNORECASE)
-
-
-def split_question(question: str) -> list[str]:
-    """The sub-questions of a question that asks the same of two sides, else none."""
-    match = _COMPARED.search(question)
-    if match is not None and (asking := _ASKING.match(question[: match.start()])):
-        return [f"{question[: match.start()]}?", f"{asking.group()} {match.group('right')}?"]
-    for pattern in _DISTRIBUTIVE:
-        match = pattern.search(question)
-        if match is None:
-            continue
-        head, tail = question[: match.start()], question[match.end() :]
-        return [f"{head}{match.group(side)}{tail}" for side in ("left", "right")]
-    return []
-
-
 def with_subquestion_evidence(
     corpus: Corpus, rows: list[int], sub_scores: list[np.ndarray]
 ) -> list[int]:
@@ -588,151 +426,3 @@ def with_subquestion_evidence(
         if best not in out:
             out.append(best)
     return out
-
-
-def refusal_text(question: str) -> str:
-    return (
-        "The articles don't say. None of the indexed articles contains a passage that "
-        "answers this question."
-    )
-
-
-# A capitalised word after the first one is a name ("China", "Erdogan"); the opening
-# word of a question is capitalised whatever it is.
-_NAME_IN_QUESTION = re.compile(r"(?<!^)\b[A-Z][\w-]+")
-# "How many civilians died": the counted things, up to the verb or preposition.
-_COUNTED = re.compile(
-    r"\bhow many ((?:[\w-]+ ){0,3}?[\w-]+?)\s+"
-    r"(?=(?:did|do|does|has|have|had|is|are|was|were|will|in|of|on|at|to|took|died)\b)",
-    re.IGNORECASE,
-)
-# A count ("10,000"), not a model name ("S-300") nor an amount ("$200").
-_COUNT = re.compile(r"^\d[\d,.]*$")
-# "What is the range of...": a measured quantity, answered by a number near the noun
-# (only nouns that news copy states with their number: "a range of 2,400 km").
-_MEASURED = re.compile(
-    r"\bwhat (?:is|was|are|were) the (range|length|height|weight|speed|population)\b",
-    re.IGNORECASE,
-)
-# "Which villages besides Sudzha...": other named things than the question's own.
-_WHICH_OTHER = re.compile(
-    r"\bwhich ((?:[\w-]+ ){0,3}?[\w-]+?)\s+(?:besides|other than|apart from|aside from|except)\b",
-    re.IGNORECASE,
-)
-# "Who won the elections...": the doer of a deed, named near the deed's object noun.
-_WHO_DID = re.compile(
-    r"^who (?!(?:is|was|are|were|do|does|did|has|have|had)\b)[\w-]+ the "
-    r"((?:[\w-]+ ){0,3}?[\w-]+?)(?=\s+(?:mentioned|in|on|at|for|to|from|with|by|that)\b|\W*$)",
-    re.IGNORECASE,
-)
-# A capitalised word that names a time, not a thing ("August", "Tuesday").
-_TIME_NAME = re.compile(rf"^{_DATE.pattern}", re.IGNORECASE)
-# The answer is looked for in this many of the best sentences.
-COUNT_EVIDENCE = 5
-# The number and a counted word may be this many words apart ("10,000 North Korean troops").
-COUNT_WINDOW = 3
-# A measure or a name may be this many words from the asked-about noun
-# ("a range of up to 2,400 km", "the border city of Sudzha").
-FOCUS_WINDOW = 4
-# The doer of a deed is named in the same clause as its object ("Joe Biden opted to
-# cancel his trip").
-DOER_WINDOW = 8
-# A name and its people share their first letters ("Korea", "Korean"; "Ukraine").
-DEMONYM_PREFIX = 5
-
-
-def unknown_names(corpus: Corpus, question: str) -> list[str]:
-    """Names in the question that no indexed sentence contains: the articles can't say."""
-    lexical = corpus.sentence_lexical
-    names = [m.group() for m in _NAME_IN_QUESTION.finditer(question)]
-    return [n for n in names if (t := lexical.terms(n)) and not lexical.known_terms(t)]
-
-
-def answer_unmet(corpus: Corpus, question: str, top: list[int], quoted: list[int]) -> bool:
-    """A question asking for a count, a measure or named things the evidence lacks.
-
-    The articles often mention the topic but not the asked detail ("the range of the
-    Oreshnik missile", "who won the elections"): the detail must stand near the
-    asked-about noun, and must not be something the question already states. A count
-    is looked for in the ``top`` sentences; a measure or a name, which the answer must
-    show, in the ``quoted`` ones.
-    """
-    if match := _COUNTED.search(question):
-        return not _found(corpus, question, top, _head(match), _is_count_of, COUNT_WINDOW)
-    if match := _MEASURED.search(question):
-        return not _found(corpus, question, quoted, match.group(1), _is_number, FOCUS_WINDOW)
-    match = _WHO_DID.search(question) or _WHICH_OTHER.search(question)
-    if match is None:
-        return False
-    # Names are judged only where the quotes speak of the asked-about noun: they may
-    # name "four European capitals" elsewhere than where they count them.
-    window = DOER_WINDOW if match.re is _WHO_DID else FOCUS_WINDOW
-    noun = _head(match)
-    return _mentions(corpus, quoted, noun) and not _found(
-        corpus, question, quoted, noun, _is_new_name, window
-    )
-
-
-def _head(match: re.Match[str]) -> str:
-    return match.group(1).split()[-1].lower()
-
-
-def _mentions(corpus: Corpus, rows: list[int], noun: str) -> bool:
-    focus = set(corpus.sentence_lexical.terms(noun))
-    return any(focus & set(corpus.sentence_lexical.terms(corpus.sentences.texts[r])) for r in rows)
-
-
-def _found(
-    corpus: Corpus,
-    question: str,
-    rows: list[int],
-    noun: str,
-    is_answer: Callable[[list[str], int, int, str], bool],
-    window: int,
-) -> bool:
-    """Whether a word near ``noun`` in one of ``rows`` answers the question."""
-    lexical = corpus.sentence_lexical
-    focus = set(lexical.terms(noun))
-    asked = question.lower()
-    for row in rows:
-        words = corpus.sentences.texts[row].split()
-        for i, word in enumerate(words):
-            # Stemming is the slow part: only words that start like the noun are stemmed.
-            if noun[:3] not in word.lower()[:4] or not focus & set(lexical.terms(word)):
-                continue
-            lo, hi = max(0, i - window), min(len(words), i + window + 1)
-            if any(is_answer(words, j, i, asked) for j in range(lo, hi) if j != i):
-                return True
-    return False
-
-
-def _is_number(words: list[str], j: int, focus: int, asked: str) -> bool:
-    word = words[j].strip(",.;:()")
-    return bool(_NUMBER.search(word)) and word.lower() not in asked
-
-
-def _is_count_of(words: list[str], j: int, focus: int, asked: str) -> bool:
-    """A count before the counted noun, not qualified by a name the question lacks.
-
-    "100,000 North Korean soldiers" does not count the Ukrainian soldiers asked about.
-    """
-    if j > focus or not _COUNT.match(words[j]):
-        return False
-    between = words[j + 1 : focus]
-    return not any(w[:1].isupper() and not _in_question(w, asked) for w in between)
-
-
-def _is_new_name(words: list[str], j: int, focus: int, asked: str) -> bool:
-    """A capitalised word (not a month or weekday) that the question does not state."""
-    word = words[j].strip(",.;:()“”\"'‘’")
-    if j == 0 or not word[:1].isupper() or _TIME_NAME.match(word):
-        return False
-    return not _in_question(re.sub(r"['’]s$", "", word), asked)
-
-
-def _in_question(word: str, asked: str) -> bool:
-    """Whether the question states the word, or its country or people ("Korean")."""
-    word = word.strip(",.;:()“”\"'‘’").lower()
-    stem = word[:DEMONYM_PREFIX]
-    words = re.findall(r"[\w-]+", asked)
-    return any(w == word or (len(word) > DEMONYM_PREFIX and w.startswith(stem)) for w in words)

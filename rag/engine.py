@@ -21,6 +21,8 @@ from rag import answer as answerer
 from rag.components.embedding import EmbeddingModel, load_embedding
 from rag.errors import BadQuestionError, EmptyIndexError, IndexUnavailableError, RagError
 from rag.models import Answer, Passage, SourceDocument
+from rag.questions import QuestionCues, split_question
+from rag.refusal import refusal_text
 from rag.retrieve import Corpus, retrieve_passages
 from rag.settings import REPO_ROOT, Settings, get_settings
 from rag.store import DocumentRecord, IndexStore
@@ -109,7 +111,7 @@ class Engine:
             if doc_ids
             else np.ones(len(self.corpus.sentence_doc), dtype=bool)
         )
-        cues = answerer.QuestionCues.read(query)
+        cues = QuestionCues.read(query)
         score, dense = answerer.score_sentences(self.corpus, vector, terms, allowed, cues)
         ranked = retrieve_passages(self.store, self.corpus, vector, terms, top_k, doc_ids, score)
         # Scoring the sides of a "Kyiv's and Moscow's" question embeds each: retrieval work.
@@ -126,7 +128,7 @@ class Engine:
             evidence = dataclasses.replace(evidence, rows=rows)
         refused = not evidence.rows or evidence.confidence() < self.settings.refusal_threshold
         if refused:
-            text, citations = answerer.refusal_text(question), []
+            text, citations = refusal_text(question), []
         else:
             text, citations = answerer.compose(self.corpus, evidence.rows)
         done = time.perf_counter()
@@ -145,11 +147,11 @@ class Engine:
         )
 
     def _subquestion_scores(
-        self, query: str, allowed: np.ndarray, cues: answerer.QuestionCues
+        self, query: str, allowed: np.ndarray, cues: QuestionCues
     ) -> list[np.ndarray]:
         """Sentence scores for each side of a "Kyiv's and Moscow's" question, if any."""
         sub_scores = []
-        for sub in answerer.split_question(query):
+        for sub in split_question(query):
             vector = self.embedding.embed_query(sub)
             sub_terms = self.corpus.chunk_lexical.terms(sub)
             score, _ = answerer.score_sentences(self.corpus, vector, sub_terms, allowed, cues)
