@@ -143,7 +143,9 @@ def config() -> None:
     """Show the settings in force (from RAG_* variables and .env)."""
     settings: Settings = get_settings()
     for name, value in settings.model_dump().items():
-        out.print(f"RAG_{name.upper()}={escape(str(value))}")
+        if isinstance(value, list):
+            value = ",".join(map(str, value))
+        out.print(f"RAG_{name.upper()}={escape('' if value is None else str(value))}")
 
 
 def _load_plugins() -> None:
