@@ -171,7 +171,7 @@ def select_evidence(
 ) -> Evidence:
     order = [int(i) for i in np.argsort(-score, kind="stable") if np.isfinite(score[i])]
     if not order:
-        return Evidence([], float("-inf"), float("-inf"), coverage)
+        return Evidence([], float("-inf"), coverage)
     best = order[0]
     picked = [best]
     length = len(corpus.sentences.texts[best])
@@ -206,7 +206,6 @@ def select_evidence(
     question = cues.text if cues is not None else ""
     return Evidence(
         picked,
-        float(score[best]),
         float(dense[best]),
         coverage,
         tuple(unknown_names(corpus, question)),

@@ -18,7 +18,7 @@ from rag.settings import REPO_ROOT
 
 SUPPORTED_SUFFIXES = {".txt", ".md", ".markdown", ".html", ".htm"}
 # Bump when cleaning, chunking or sentence splitting changes, so re-ingest rebuilds.
-PIPELINE_VERSION = "1"
+PIPELINE_VERSION = "2"
 MAX_FILE_BYTES = 20 * 1024 * 1024
 
 
@@ -43,6 +43,7 @@ class Document:
     clean: CleanText = field(repr=False)
     chunks: list[Span] = field(default_factory=list, repr=False)
     sentences: list[tuple[Span, int]] = field(default_factory=list, repr=False)  # (span, chunk)
+    paragraphs: list[int] = field(default_factory=list, repr=False)  # per sentence
 
 
 def display_path(path: Path) -> str:
@@ -73,12 +74,11 @@ def read_source(path: Path) -> str:
     return path.read_text(encoding="utf-8")
 
 
-def file_hash(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def load_document(path: Path, chunk_size: int, chunk_overlap: int) -> Document:
-    source = read_source(path)
+def load_document(
+    path: Path, chunk_size: int, chunk_overlap: int, source: str | None = None
+) -> Document:
+    """``source`` is the file's text when the caller has already read it."""
+    source = read_source(path) if source is None else source
     cleaned = clean(source, path.suffix)
     if not cleaned.text.strip():
         raise UnreadableFileError("no article text left after cleaning")
@@ -91,7 +91,7 @@ def load_document(path: Path, chunk_size: int, chunk_overlap: int) -> Document:
         clean=cleaned,
     )
     doc.chunks = chunk_spans(cleaned, chunk_size, chunk_overlap)
-    doc.sentences = sentence_spans(cleaned, doc.chunks)
+    doc.sentences, doc.paragraphs = sentence_spans(cleaned, doc.chunks)
     return doc
 
 
@@ -183,11 +183,15 @@ def _merged_sentences(unit: str) -> list[tuple[int, int]]:
     return merged
 
 
-def sentence_spans(cleaned: CleanText, chunks: list[Span]) -> list[tuple[Span, int]]:
-    """Sentences quotable verbatim, each with the index of the first chunk holding it."""
+def sentence_spans(
+    cleaned: CleanText, chunks: list[Span]
+) -> tuple[list[tuple[Span, int]], list[int]]:
+    """Sentences quotable verbatim, each with the index of the first chunk holding it,
+    and the index of the paragraph (line, HTML block, markdown paragraph) of each."""
     out: list[tuple[Span, int]] = []
+    paragraphs: list[int] = []
     chunk_ends = [c.end for c in chunks]
-    for unit_start, unit_end in _units(cleaned):
+    for paragraph, (unit_start, unit_end) in enumerate(_units(cleaned)):
         unit = cleaned.text[unit_start:unit_end]
         for s, e in _merged_sentences(unit):
             for ps, pe in _verbatim_pieces(cleaned, unit_start + s, unit_start + e):
@@ -198,4 +202,5 @@ def sentence_spans(cleaned: CleanText, chunks: list[Span]) -> list[tuple[Span, i
                 src_start, src_end = cleaned.source_span(ps, ps + len(text))
                 chunk = next((i for i, ce in enumerate(chunk_ends) if src_start < ce), 0)
                 out.append((Span(text, src_start, src_end), chunk))
-    return out
+                paragraphs.append(paragraph)
+    return out, paragraphs

@@ -19,6 +19,7 @@ import numpy as np
 
 from rag import answer as answerer
 from rag.components.embedding import EmbeddingModel, load_embedding
+from rag.documents import PIPELINE_VERSION
 from rag.errors import BadQuestionError, EmptyIndexError, IndexUnavailableError, RagError
 from rag.models import Answer, Passage, SourceDocument
 from rag.questions import QuestionCues, split_question
@@ -75,11 +76,18 @@ class Engine:
         ingest_paths([seeds], self.settings, progress=False)
 
     def _check_backend(self) -> None:
-        backends = {r.fingerprint.split("|")[1] for r in self.records.values()}
+        backends = {r.backend for r in self.records.values()}
         if backends != {self.settings.embedding_backend}:
             raise IndexUnavailableError(
                 f"the index was built with the {', '.join(sorted(backends))} embedding backend, "
                 f"not {self.settings.embedding_backend}: run `rag ingest` to rebuild it"
+            )
+        if any(
+            not r.fingerprint.startswith(f"v{PIPELINE_VERSION}|") for r in self.records.values()
+        ):
+            raise IndexUnavailableError(
+                "the index was built by an older version of this tool: "
+                "run `rag ingest` to update it"
             )
 
     # --- asking ---------------------------------------------------------------------------
@@ -128,7 +136,7 @@ class Engine:
             evidence = dataclasses.replace(evidence, rows=rows)
         refused = not evidence.rows or evidence.confidence() < self.settings.refusal_threshold
         if refused:
-            text, citations = refusal_text(question), []
+            text, citations = refusal_text(), []
         else:
             text, citations = answerer.compose(self.corpus, evidence.rows)
         done = time.perf_counter()

@@ -140,10 +140,7 @@ class _Ingestor:
 
     def run(self, files: list[Path], prune: bool) -> None:
         records = self.store.document_records()
-        if any(
-            r.fingerprint.split("|")[1:2] != self.fingerprint.split("|")[1:2]
-            for r in records.values()
-        ):
+        if any(r.backend != self.settings.embedding_backend for r in records.values()):
             log.warning("embedding backend changed: rebuilding the whole index")
             self._drop_everything(records)
             records = {}
@@ -189,7 +186,9 @@ class _Ingestor:
                 self.report.kept += record.chunks
                 return None
         try:
-            return load_document(path, self.settings.chunk_size, self.settings.chunk_overlap)
+            return load_document(
+                path, self.settings.chunk_size, self.settings.chunk_overlap, source=text
+            )
         except UnreadableFileError as exc:
             self.report.files -= 1
             del seen[doc_id]
@@ -243,8 +242,17 @@ class _Ingestor:
                 ids=[f"{key}:s{i}" for i in range(len(doc.sentences))],
                 texts=[s.text for s, _ in doc.sentences],
                 metadatas=[
-                    {**base, "start": s.start, "end": s.end, "position": i, "chunk": chunk}
-                    for i, (s, chunk) in enumerate(doc.sentences)
+                    {
+                        **base,
+                        "start": s.start,
+                        "end": s.end,
+                        "position": i,
+                        "chunk": chunk,
+                        "paragraph": paragraph,
+                    }
+                    for i, ((s, chunk), paragraph) in enumerate(
+                        zip(doc.sentences, doc.paragraphs, strict=True)
+                    )
                 ],
                 embeddings=sentence_vectors,
             ),

@@ -24,7 +24,6 @@ MISSING_PENALTY = 0.5
 @dataclass(frozen=True)
 class Evidence:
     rows: list[int]  # chosen sentence rows, in answer order
-    best_score: float
     best_dense: float
     term_coverage: float  # share of the question's terms found in the corpus
     unknown_names: tuple[str, ...] = ()  # names in the question no article mentions
@@ -45,7 +44,7 @@ class Evidence:
         return value
 
 
-def refusal_text(question: str) -> str:
+def refusal_text() -> str:
     return (
         "The articles don't say. None of the indexed articles contains a passage that "
         "answers this question."

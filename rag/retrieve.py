@@ -1,19 +1,17 @@
 """Hybrid retrieval: dense (Chroma) + lexical (BM25, bm25s), fused by reciprocal rank.
 
-Passages are chunks ranked by reciprocal rank fusion of the two rankings. Evidence is
-chosen one level down, among sentences: each sentence is scored by its own embedding,
-its BM25 score and the rank of the passage that holds it.
+Passages are chunks ranked by reciprocal rank fusion of three rankings: Chroma's dense
+search, BM25, and the best sentence score inside each chunk (sentences are scored in
+``rag.answer``). ``Corpus`` holds the committed rows, loaded once per engine.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
-from rag.settings import REPO_ROOT
 from rag.store import IndexStore, Rows
 
 RRF_K = 60  # the constant from Cormack et al. (2009); damps the weight of top ranks
@@ -155,31 +153,12 @@ class Corpus:
 
 
 def _joins_next(metadatas: list[dict]) -> np.ndarray:
-    """Whether only spaces (no line break) separate each sentence from the next one."""
-    texts: dict[str, str | None] = {}
-    joins = np.zeros(len(metadatas), dtype=bool)
-    for row in range(len(metadatas) - 1):
-        meta, nxt = metadatas[row], metadatas[row + 1]
-        if meta["doc_id"] != nxt["doc_id"]:
-            continue
-        source = meta["source"]
-        if source not in texts:
-            texts[source] = _read(source)
-        text = texts[source]
-        if text is None:  # file moved since ingest: fall back on the offsets alone
-            joins[row] = nxt["start"] - meta["end"] <= 1
-        else:
-            joins[row] = "\n" not in text[meta["end"] : nxt["start"]]
-    return joins
-
-
-def _read(source: str) -> str | None:
-    path = Path(source)
-    path = path if path.is_absolute() else REPO_ROOT / path
-    try:
-        return path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError):
-        return None
+    """Whether the next sentence row continues the same paragraph of the same article."""
+    same = [
+        (meta["doc_id"], meta["paragraph"]) == (nxt["doc_id"], nxt["paragraph"])
+        for meta, nxt in zip(metadatas, metadatas[1:], strict=False)
+    ]
+    return np.asarray([*same, False], dtype=bool)
 
 
 def _committed(rows: Rows, committed: dict[str, str]) -> Rows:

