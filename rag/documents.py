@@ -18,7 +18,7 @@ from rag.settings import REPO_ROOT
 
 SUPPORTED_SUFFIXES = {".txt", ".md", ".markdown", ".html", ".htm"}
 # Bump when cleaning, chunking or sentence splitting changes, so re-ingest rebuilds.
-PIPELINE_VERSION = "2"
+PIPELINE_VERSION = "3"
 MAX_FILE_BYTES = 20 * 1024 * 1024
 
 

@@ -1,67 +1,106 @@
 """``ask()``: the one path from a question to a cited answer.
 
 The CLI, the chat UI, the HTTP API and the eval runner all call ``Engine.ask``. An
-engine loads the embedding model and the committed index once; after that it is
-read-only and safe to share between threads.
+engine loads the embedding model and opens the stores once; it is safe to share
+between threads.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import logging
 import threading
 import time
 import unicodedata
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from rag import answer as answerer
 from rag.components.embedding import EmbeddingModel, load_embedding
+from rag.compose import compose, refusal_text, select
 from rag.documents import PIPELINE_VERSION
 from rag.errors import BadQuestionError, EmptyIndexError, IndexUnavailableError, RagError
+from rag.features import evidence_features, sentence_features
+from rag.lexical import Analyzer, LexicalIndex, load_synonyms, open_lexical, sync_lexical
 from rag.models import Answer, Passage, SourceDocument
-from rag.questions import QuestionCues, split_question
-from rag.refusal import refusal_text
-from rag.retrieve import Corpus, retrieve_passages
+from rag.question import Question, sides
+from rag.retrieve import Candidates, Corpus, gather_candidates, rank_passages
+from rag.scorer import FittedModel, load_model, sigmoid
 from rag.settings import REPO_ROOT, Settings, get_settings
-from rag.store import DocumentRecord, IndexStore
+from rag.store import CorpusVersion, IndexStore
 
 log = logging.getLogger(__name__)
 
 
 class Engine:
+    """Opens the stores and loads the model; every question then reads only what it needs.
+
+    Start-up does not depend on the size of the corpus: the BM25 index is memory-mapped
+    and Chroma is queried per question. A running engine checks the corpus version every
+    ``reload_seconds`` and brings its BM25 index up to date in the background, so replicas
+    sharing one Chroma server answer from newly ingested articles without a restart.
+    """
+
     def __init__(
         self,
         settings: Settings | None = None,
         *,
         auto_ingest: bool = True,
         embedding: EmbeddingModel | None = None,
+        model: FittedModel | None = None,
+        wait_for_index: bool = True,
     ) -> None:
+        """``model``: the fitted scorer (default: ``settings.scorer_file``).
+
+        ``wait_for_index``: bring a stale or missing BM25 index up to date before
+        returning (a one-shot ``rag ask``); otherwise (a server) start with what is on disk
+        and update it in the background, answering from dense retrieval alone meanwhile.
+        """
         self.settings = settings or get_settings()
         self.store = IndexStore(self.settings)
-        self.records = self._records()
-        if not self.records and auto_ingest:
+        version = self._version()
+        if version is None and auto_ingest and self._is_empty():
             self._ingest_seeds()
-            self.records = self._records()
-        if not self.records:
+            version = self._version()
+        if version is None:
+            if not self._is_empty():
+                raise IndexUnavailableError(
+                    "the index was built by an older version of this tool: "
+                    "run `rag ingest` to update it"
+                )
             raise EmptyIndexError(
                 "the index is empty: run `rag ingest PATH` to index some articles"
             )
-        self._check_backend()
+        self._check_version(version)
+        self.analyzer = self.analyzer_for(self.settings)
+        self.version = version
+        self.lexical = open_lexical(self.store, self.analyzer)  # up to date, stale or None
         self.embedding = embedding or load_embedding(self.settings)
-        committed = {doc_id: r.content_hash for doc_id, r in self.records.items()}
-        self.corpus = Corpus.load(self.store, committed)
+        self.model = model or load_model(self.settings.scorer_file)
+        self._reloading = threading.Lock()
+        self.refresh(wait=wait_for_index)
+
+    @staticmethod
+    def analyzer_for(settings: Settings) -> Analyzer:
+        return Analyzer(load_synonyms(settings))
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None, **kwargs: object) -> Engine:
         return cls(settings, **kwargs)  # type: ignore[arg-type]
 
-    def _records(self) -> dict[str, DocumentRecord]:
+    def _version(self) -> CorpusVersion | None:
         try:
-            return self.store.document_records()
+            return self.store.corpus_version()
         except Exception as exc:  # a corrupted collection surfaces here
+            raise IndexUnavailableError(
+                f"cannot read the index ({exc}); run `rag ingest` to rebuild it"
+            ) from exc
+
+    def _is_empty(self) -> bool:
+        try:
+            return self.store.documents.count() == 0
+        except Exception as exc:
             raise IndexUnavailableError(
                 f"cannot read the index ({exc}); run `rag ingest` to rebuild it"
             ) from exc
@@ -75,20 +114,65 @@ class Engine:
         log.warning("the index is empty: indexing %s first", seeds)
         ingest_paths([seeds], self.settings, progress=False)
 
-    def _check_backend(self) -> None:
-        backends = {r.backend for r in self.records.values()}
-        if backends != {self.settings.embedding_backend}:
+    def _check_version(self, version: CorpusVersion) -> None:
+        if version.backend != self.settings.embedding_backend:
             raise IndexUnavailableError(
-                f"the index was built with the {', '.join(sorted(backends))} embedding backend, "
+                f"the index was built with the {version.backend} embedding backend, "
                 f"not {self.settings.embedding_backend}: run `rag ingest` to rebuild it"
             )
-        if any(
-            not r.fingerprint.startswith(f"v{PIPELINE_VERSION}|") for r in self.records.values()
-        ):
+        if not version.fingerprint.startswith(f"v{PIPELINE_VERSION}|"):
             raise IndexUnavailableError(
                 "the index was built by an older version of this tool: "
                 "run `rag ingest` to update it"
             )
+
+    def _sync(self, version: CorpusVersion) -> LexicalIndex | None:
+        try:
+            return sync_lexical(self.store, self.analyzer, version=version)
+        except OSError as exc:
+            raise IndexUnavailableError(f"cannot write the lexical index: {exc}") from exc
+
+    def refresh(self, wait: bool = False) -> None:
+        """Check the corpus version; bring the BM25 index up to date if it moved.
+
+        Called before each question at most every ``reload_seconds``. The update runs in
+        a background thread unless ``wait``: questions meanwhile use the previous index.
+        """
+        self._checked_at = time.monotonic()
+        version = self._version()
+        lexical = self.lexical
+        if version is None or (
+            version.generation == self.version.generation
+            and lexical is not None
+            and lexical.generation == version.generation
+        ):
+            return
+        if not self._reloading.acquire(blocking=wait):
+            return  # an update is already running
+
+        def update() -> None:
+            try:
+                self._check_version(version)
+                self.lexical = self._sync(version)
+                self.version = version
+                log.info("index generation %d loaded", version.generation)
+            except RagError as exc:
+                log.warning("index changed but cannot be loaded: %s", exc)
+            finally:
+                self._reloading.release()
+
+        if wait:
+            update()
+        else:
+            threading.Thread(target=update, name="rag-reload", daemon=True).start()
+
+    def _maybe_refresh(self) -> None:
+        every = self.settings.reload_seconds
+        if every and time.monotonic() - self._checked_at >= every:
+            try:
+                self.refresh()
+            except RagError as exc:
+                log.warning("cannot check the index for changes: %s", exc)
 
     # --- asking ---------------------------------------------------------------------------
 
@@ -106,65 +190,91 @@ class Engine:
         top_k = top_k or self.settings.top_k
         if not 1 <= top_k <= 50:
             raise BadQuestionError("top_k must be between 1 and 50")
+        self._maybe_refresh()
         query = question
         if history:
             from rag.conversation import standalone_question
 
             query = standalone_question(question, history)
 
-        vector = self.embedding.embed_query(query)
-        terms = self.corpus.chunk_lexical.terms(query)
-        allowed = (
-            np.isin(self.corpus.sentence_doc, doc_ids)
-            if doc_ids
-            else np.ones(len(self.corpus.sentence_doc), dtype=bool)
-        )
-        cues = QuestionCues.read(query)
-        score, dense = answerer.score_sentences(self.corpus, vector, terms, allowed, cues)
-        ranked = retrieve_passages(self.store, self.corpus, vector, terms, top_k, doc_ids, score)
-        # Scoring the sides of a "Kyiv's and Moscow's" question embeds each: retrieval work.
-        sub_scores = self._subquestion_scores(query, allowed, cues)
+        # read the question → retrieve candidates → score sentences → compose or refuse
+        reading = Question.read(query)
+        evidence = self._evidence(reading, top_k, doc_ids)
         retrieved = time.perf_counter()
-
-        known = self.corpus.sentence_lexical.known_terms(terms)
-        coverage = len(known) / len(terms) if terms else 0.0
-        evidence = answerer.select_evidence(
-            self.corpus, score, dense, coverage, self.settings.max_quotes, cues
-        )
-        if sub_scores and evidence.rows:
-            rows = answerer.with_subquestion_evidence(self.corpus, evidence.rows, sub_scores)
-            evidence = dataclasses.replace(evidence, rows=rows)
-        refused = not evidence.rows or evidence.confidence() < self.settings.refusal_threshold
-        if refused:
+        if evidence is None or evidence.answerable < self.refusal_threshold:
             text, citations = refusal_text(), []
         else:
-            text, citations = answerer.compose(self.corpus, evidence.rows)
+            rows = select(
+                evidence.corpus,
+                evidence.probs,
+                self.model.compose,
+                self.settings.max_quotes,
+                required=evidence.sides,
+            )
+            text, citations = compose(evidence.corpus, rows)
         done = time.perf_counter()
         return Answer(
             question=question,
             answer=text,
-            refused=refused,
+            refused=not citations,
             citations=citations,
-            passages=[self._passage(p.row, p.score) for p in ranked],
+            passages=[] if evidence is None else evidence.passages,
             timings_ms={
                 "retrieve": (retrieved - started) * 1000,
                 "answer": (done - retrieved) * 1000,
                 "total": (done - started) * 1000,
             },
             standalone_question=query if query != question else None,
+            confidence=None if evidence is None else round(evidence.answerable, 4),
         )
 
-    def _subquestion_scores(
-        self, query: str, allowed: np.ndarray, cues: QuestionCues
-    ) -> list[np.ndarray]:
-        """Sentence scores for each side of a "Kyiv's and Moscow's" question, if any."""
-        sub_scores = []
-        for sub in split_question(query):
-            vector = self.embedding.embed_query(sub)
-            sub_terms = self.corpus.chunk_lexical.terms(sub)
-            score, _ = answerer.score_sentences(self.corpus, vector, sub_terms, allowed, cues)
-            sub_scores.append(score)
-        return sub_scores
+    def _evidence(
+        self, reading: Question, top_k: int, doc_ids: list[str] | None
+    ) -> Evidence | None:
+        """Candidates for the question, each sentence's probability of answering it."""
+        vector = self.embedding.embed_query(reading.text)
+        terms = self.analyzer.terms(reading.text)
+        candidates = gather_candidates(
+            self.store,
+            self.lexical,
+            vector,
+            terms,
+            pool=max(3 * top_k, self.settings.candidate_pool),
+            articles=self.settings.candidate_articles,
+            doc_ids=doc_ids,
+        )
+        corpus = candidates.corpus
+        if not corpus.sentences.ids:
+            return None
+        table = sentence_features(candidates, reading, vector, terms)
+        logits = self.model.sentence.logits(table.values)
+        best = int(np.argmax(logits))
+        overall = evidence_features(table, logits, best, corpus.sentence_doc)
+        return Evidence(
+            corpus=corpus,
+            probs=sigmoid(logits),
+            answerable=float(sigmoid(self.model.refusal.logits(overall[None, :]))[0]),
+            passages=[
+                _passage(corpus, p.row, p.score) for p in rank_passages(candidates, logits, top_k)
+            ],
+            sides=self._best_per_side(candidates, reading),
+        )
+
+    def _best_per_side(self, candidates: Candidates, reading: Question) -> list[int]:
+        """For "A's and B's …" questions, the best sentence about each side."""
+        rows = []
+        for side in sides(reading.text):
+            vector = self.embedding.embed_query(side)
+            terms = self.analyzer.terms(side)
+            table = sentence_features(candidates, Question.read(side), vector, terms)
+            rows.append(int(np.argmax(self.model.sentence.logits(table.values))))
+        return rows
+
+    @property
+    def refusal_threshold(self) -> float:
+        if self.settings.refusal_threshold is not None:
+            return self.settings.refusal_threshold
+        return self.model.refusal_threshold
 
     def _validate(self, question: object) -> str:
         if not isinstance(question, str):
@@ -186,32 +296,23 @@ class Engine:
     def _validate_doc_ids(self, doc_ids: list[str] | None) -> list[str] | None:
         if not doc_ids:
             return None
-        unknown = sorted(set(doc_ids) - set(self.records))
+        unknown = sorted(set(doc_ids) - set(self.store.records_for(list(set(doc_ids)))))
         if unknown:
             raise BadQuestionError(
                 f"unknown article id(s): {', '.join(unknown)}; `rag sources` lists them"
             )
         return list(dict.fromkeys(doc_ids))
 
-    def _passage(self, row: int, score: float) -> Passage:
-        meta = self.corpus.chunks.metadatas[row]
-        return Passage(
-            doc_id=meta["doc_id"],
-            title=meta["title"],
-            text=self.corpus.chunks.texts[row],
-            score=round(float(score), 6),
-            start=int(meta["start"]),
-            end=int(meta["end"]),
-        )
-
     # --- articles -------------------------------------------------------------------------
 
-    def sources(self) -> list[SourceDocument]:
-        return [r.as_source() for _, r in sorted(self.records.items())]
+    def sources(self, limit: int | None = None) -> list[SourceDocument]:
+        """The indexed articles (a paged scan of the article records), or the first ``limit``."""
+        records = self.store.document_records(limit)
+        return [r.as_source() for _, r in sorted(records.items())]
 
     def document_text(self, doc_id: str) -> tuple[SourceDocument, str]:
         """An indexed article and its file's text (the text citation offsets index into)."""
-        record = self.records.get(doc_id)
+        record = self.store.records_for([doc_id]).get(doc_id)
         if record is None:
             raise BadQuestionError(f"unknown article id: {doc_id}")
         path = Path(record.source)
@@ -226,16 +327,41 @@ class Engine:
         return record.as_source(), text
 
 
+def _passage(corpus: Corpus, row: int, score: float) -> Passage:
+    meta = corpus.chunks.metadatas[row]
+    return Passage(
+        doc_id=meta["doc_id"],
+        title=meta["title"],
+        text=corpus.chunks.texts[row],
+        score=round(float(score), 6),
+        start=int(meta["start"]),
+        end=int(meta["end"]),
+    )
+
+
+@dataclass(frozen=True)
+class Evidence:
+    corpus: Corpus
+    probs: np.ndarray  # per candidate sentence: probability that it answers
+    answerable: float  # probability that the evidence answers the question
+    passages: list[Passage]
+    sides: list[int]  # best sentence of each side of an "A's and B's" question
+
+
 _engine: Engine | None = None
 _engine_lock = threading.Lock()
 
 
 def get_engine(settings: Settings | None = None) -> Engine:
-    """The process-wide engine, built on first use."""
+    """The process-wide engine of a server, built on first use.
+
+    It starts with the BM25 index on disk and brings it up to date in the background:
+    a replica with an empty cache serves at once, from dense retrieval until then.
+    """
     global _engine
     with _engine_lock:
         if _engine is None:
-            _engine = Engine(settings)
+            _engine = Engine(settings, wait_for_index=False)
         return _engine
 
 

@@ -1,8 +1,12 @@
-"""Index files into Chroma: idempotent, crash-safe, with a progress bar.
+"""Index files into Chroma: idempotent, crash-safe, pipelined, with a progress bar.
 
 A document is re-embedded only when its text or the pipeline (cleaning, chunking,
-embedding backend) changed. Its rows are written first and its document record last,
-so an interrupted run leaves nothing half-visible; the next run completes it.
+embedding backend) changed. Articles are cleaned and chunked in a worker thread while
+the model embeds the previous batch; each token is embedded once (a chunk's vector is
+the mean of its sentences'). A batch's rows are written first and its article records
+last, so an interrupted run leaves nothing half-visible; the next run completes it.
+When something changed, the corpus version is bumped and the BM25 index brought up to
+date (``rag.lexical``).
 """
 
 from __future__ import annotations
@@ -10,11 +14,17 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import json
 import logging
 import time
+from collections import deque
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
 
 from rag.documents import (
     PIPELINE_VERSION,
@@ -25,10 +35,19 @@ from rag.documents import (
     read_source,
 )
 from rag.errors import IndexUnavailableError, RagError
+from rag.retrieve import row_key
 from rag.settings import REPO_ROOT, Settings
-from rag.store import DocumentRecord, IndexStore, Rows
+from rag.store import DocumentRecord, IndexStore, Rows, pack_vectors
+
+if TYPE_CHECKING:
+    from rag.components.embedding import EmbeddingModel
 
 log = logging.getLogger(__name__)
+
+# Sentences embedded (and rows written to Chroma) per batch: one write per batch.
+BATCH_SENTENCES = 512
+# Articles cleaned and chunked ahead of the one being embedded.
+READ_AHEAD = 64
 
 
 @dataclass
@@ -39,7 +58,7 @@ class IngestReport:
     removed: int = 0  # chunks deleted (changed or pruned documents)
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
     seconds: float = 0.0
-    embedded_texts: int = 0  # chunks + sentences sent to the model
+    embedded_texts: int = 0  # sentences sent to the model
     embed_seconds: float = 0.0
 
     def summary(self) -> str:
@@ -119,6 +138,26 @@ def ingest_paths(
     return report
 
 
+def remove_articles(doc_ids: list[str], settings: Settings) -> int:
+    """Delete articles from the index (and so from every reader's BM25 index)."""
+    if not doc_ids:
+        return 0
+    with ingest_lock(settings):
+        store = IndexStore(settings)
+        for doc_id in doc_ids:
+            store.delete_document(doc_id)
+        publish(store, settings, removed=True)
+    return len(doc_ids)
+
+
+def publish(store: IndexStore, settings: Settings, removed: bool, progress: bool = False) -> None:
+    """Bump the corpus version (readers reload), then bring the BM25 index up to date."""
+    from rag.lexical import Analyzer, load_synonyms, sync_lexical
+
+    version = store.write_version(fingerprint(settings), removed=removed)
+    sync_lexical(store, Analyzer(load_synonyms(settings)), version=version, progress=progress)
+
+
 class _Ingestor:
     def __init__(
         self, store: IndexStore, settings: Settings, report: IngestReport, progress: bool
@@ -128,10 +167,16 @@ class _Ingestor:
         self.report = report
         self.progress = progress
         self.fingerprint = fingerprint(settings)
-        self._embedding = None
+        if store.corpus_version() is None:
+            # A new index has a version from the start: an interrupted first ingest
+            # leaves its committed articles readable, like any later one.
+            store.write_version(self.fingerprint)
+        self.generation = store.next_generation()
+        self._embedding: EmbeddingModel | None = None
+        self.removed_articles = False
 
     @property
-    def embedding(self):  # noqa: ANN201 - loaded only when something must be embedded
+    def embedding(self) -> EmbeddingModel:  # loaded only when something must be embedded
         if self._embedding is None:
             from rag.components.embedding import load_embedding
 
@@ -144,135 +189,133 @@ class _Ingestor:
             log.warning("embedding backend changed: rebuilding the whole index")
             self._drop_everything(records)
             records = {}
-        todo: list[Document] = []
-        seen: dict[str, Path] = {}
-        for path in files:
-            doc = self._check(path, records, seen)
-            if doc is not None:
-                todo.append(doc)
-        self._embed_and_store(todo)
+        todo, seen = self._changed_files(files, records)
+        changed = self._embed_and_store(todo, records)
         if prune:
-            self._prune(records, seen)
+            changed |= self._prune(records, seen)
+        if changed:
+            publish(self.store, self.settings, self.removed_articles, self.progress)
 
     def _skip(self, path: Path, reason: str) -> None:
         log.warning("skipped %s: %s", path, reason)
         self.report.skipped.append((str(path), reason))
 
-    def _check(
-        self, path: Path, records: dict[str, DocumentRecord], seen: dict[str, Path]
-    ) -> Document | None:
-        """Return the document if it needs (re-)embedding; count it as kept otherwise."""
-        doc_id = path.stem
-        if doc_id in seen:
-            self._skip(path, f"same name as {seen[doc_id]}; document ids must be unique")
-            return None
-        try:
-            text = read_source(path)
-        except UnreadableFileError as exc:
-            self._skip(path, str(exc))
-            return None
-        seen[doc_id] = path
-        self.report.files += 1
-        content_hash = hashlib.sha256(text.encode("utf-8")).hexdigest()
-        record = records.get(doc_id)
-        unchanged = record is not None and (record.content_hash, record.fingerprint) == (
-            content_hash,
-            self.fingerprint,
-        )
-        if record is not None and unchanged:
-            rows = self.store.count_rows(doc_id, content_hash)
-            if rows == (record.chunks, record.sentences):
-                self.report.removed += self.store.delete_stale_rows(doc_id, content_hash)
+    def _changed_files(
+        self, files: list[Path], records: dict[str, DocumentRecord]
+    ) -> tuple[list[tuple[Path, str]], dict[str, Path]]:
+        """(path, text) of the files to (re-)embed; unchanged ones are counted as kept."""
+        todo: list[tuple[Path, str]] = []
+        seen: dict[str, Path] = {}
+        for path in files:
+            doc_id = path.stem
+            if doc_id in seen:
+                self._skip(path, f"same name as {seen[doc_id]}; document ids must be unique")
+                continue
+            try:
+                text = read_source(path)
+            except UnreadableFileError as exc:
+                self._skip(path, str(exc))
+                continue
+            seen[doc_id] = path
+            self.report.files += 1
+            content_hash = hashlib.sha256(text.encode("utf-8")).hexdigest()
+            record = records.get(doc_id)
+            if record is not None and (record.content_hash, record.fingerprint) == (
+                content_hash,
+                self.fingerprint,
+            ):
                 self.report.kept += record.chunks
-                return None
-        try:
-            return load_document(
-                path, self.settings.chunk_size, self.settings.chunk_overlap, source=text
-            )
-        except UnreadableFileError as exc:
-            self.report.files -= 1
-            del seen[doc_id]
-            self._skip(path, str(exc))
-            return None
+            else:
+                todo.append((path, text))
+        return todo, seen
 
-    def _embed_and_store(self, docs: list[Document]) -> None:
-        if not docs:
-            return
+    def _documents(self, todo: list[tuple[Path, str]]) -> Iterator[Document | None]:
+        """Clean and chunk in a worker thread while the model embeds (it releases the GIL)."""
+
+        def load(item: tuple[Path, str]) -> Document | None:
+            path, text = item
+            try:
+                return load_document(
+                    path, self.settings.chunk_size, self.settings.chunk_overlap, source=text
+                )
+            except UnreadableFileError as exc:
+                self.report.files -= 1
+                self._skip(path, str(exc))
+                return None
+
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="rag-read") as pool:
+            pending: deque[Future[Document | None]] = deque()
+            for item in todo:
+                pending.append(pool.submit(load, item))
+                if len(pending) >= READ_AHEAD:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+
+    def _embed_and_store(
+        self, todo: list[tuple[Path, str]], records: dict[str, DocumentRecord]
+    ) -> bool:
+        if not todo:
+            return False
         from tqdm import tqdm
 
-        total = sum(len(d.chunks) + len(d.sentences) for d in docs)
         bar = tqdm(
-            total=total, unit="text", desc="embedding", disable=not self.progress, leave=False
+            total=len(todo),
+            unit="article",
+            desc="indexing",
+            disable=not self.progress,
+            leave=False,
+            dynamic_ncols=True,
         )
+        batch: list[Document] = []
         with bar:
-            for doc in docs:
-                self._store_document(doc, bar)
+            for doc in self._documents(todo):
+                if doc is not None:
+                    batch.append(doc)
+                if sum(len(d.sentences) for d in batch) >= BATCH_SENTENCES:
+                    self._store_batch(batch, records)
+                    bar.update(len(batch))
+                    batch = []
+            self._store_batch(batch, records)
+            bar.update(len(batch))
+        return self.report.added > 0 or self.report.removed > 0
 
-    def _store_document(self, doc: Document, bar) -> None:  # noqa: ANN001 - tqdm
+    def _store_batch(self, docs: list[Document], records: dict[str, DocumentRecord]) -> None:
+        """Embed a batch of articles, write their rows in one go, then commit them."""
+        if not docs:
+            return
         started = time.perf_counter()
-        chunk_vectors = self.embedding.embed_documents([c.text for c in doc.chunks])
-        bar.update(len(doc.chunks))
-        sentence_vectors = self.embedding.embed_documents([s.text for s, _ in doc.sentences])
-        bar.update(len(doc.sentences))
+        sentences = [s.text for d in docs for s, _ in d.sentences]
+        sentence_vectors = self.embedding.embed_documents(sentences)
         self.report.embed_seconds += time.perf_counter() - started
-        self.report.embedded_texts += len(doc.chunks) + len(doc.sentences)
+        self.report.embedded_texts += len(sentences)
 
-        base = {
-            "doc_id": doc.doc_id,
-            "title": doc.title,
-            "source": doc.source,
-            "content_hash": doc.content_hash,
-        }
-        key = f"{doc.doc_id}:{doc.content_hash[:16]}"
-        self.store.add_rows(
-            self.store.chunks,
-            Rows(
-                ids=[f"{key}:c{i}" for i in range(len(doc.chunks))],
-                texts=[c.text for c in doc.chunks],
-                metadatas=[
-                    {**base, "start": c.start, "end": c.end, "position": i}
-                    for i, c in enumerate(doc.chunks)
-                ],
-                embeddings=chunk_vectors,
-            ),
-        )
-        self.store.add_rows(
-            self.store.sentences,
-            Rows(
-                ids=[f"{key}:s{i}" for i in range(len(doc.sentences))],
-                texts=[s.text for s, _ in doc.sentences],
-                metadatas=[
-                    {
-                        **base,
-                        "start": s.start,
-                        "end": s.end,
-                        "position": i,
-                        "chunk": chunk,
-                        "paragraph": paragraph,
-                    }
-                    for i, ((s, chunk), paragraph) in enumerate(
-                        zip(doc.sentences, doc.paragraphs, strict=True)
-                    )
-                ],
-                embeddings=sentence_vectors,
-            ),
-        )
-        self.store.commit_document(
-            DocumentRecord(
-                doc_id=doc.doc_id,
-                title=doc.title,
-                source=doc.source,
-                content_hash=doc.content_hash,
-                fingerprint=self.fingerprint,
-                chunks=len(doc.chunks),
-                sentences=len(doc.sentences),
-                chars=len(doc.clean.text),
-            )
-        )
-        self.report.removed += self.store.delete_stale_rows(doc.doc_id, doc.content_hash)
-        self.report.added += len(doc.chunks)
+        chunks, at = [], 0
+        for doc in docs:
+            chunks.append(chunk_rows(doc, sentence_vectors[at : at + len(doc.sentences)]))
+            at += len(doc.sentences)
+        self.store.add_rows(self.store.chunks, _concat(chunks))
+        self.store.commit_documents([self._record(doc) for doc in docs])
+        for doc in docs:
+            if doc.doc_id in records:  # rows of the version this one replaces
+                self.report.removed += self.store.delete_stale_rows(doc.doc_id, doc.content_hash)
+            self.report.added += len(doc.chunks)
 
-    def _prune(self, records: dict[str, DocumentRecord], seen: dict[str, Path]) -> None:
+    def _record(self, doc: Document) -> DocumentRecord:
+        return DocumentRecord(
+            doc_id=doc.doc_id,
+            title=doc.title,
+            source=doc.source,
+            content_hash=doc.content_hash,
+            fingerprint=self.fingerprint,
+            chunks=len(doc.chunks),
+            sentences=len(doc.sentences),
+            chars=len(doc.clean.text),
+            generation=self.generation,
+        )
+
+    def _prune(self, records: dict[str, DocumentRecord], seen: dict[str, Path]) -> bool:
+        pruned = False
         for doc_id, record in records.items():
             if doc_id in seen:
                 continue
@@ -281,8 +324,79 @@ class _Ingestor:
             if not path.exists():
                 self.store.delete_document(doc_id)
                 self.report.removed += record.chunks
+                self.removed_articles = pruned = True
+        return pruned
 
     def _drop_everything(self, records: dict[str, DocumentRecord]) -> None:
         for doc_id, record in records.items():
             self.store.delete_document(doc_id)
             self.report.removed += record.chunks
+        self.removed_articles = True
+
+
+def _base_metadata(doc: Document) -> dict[str, str]:
+    return {
+        "doc_id": doc.doc_id,
+        "title": doc.title,
+        "source": doc.source,
+        "content_hash": doc.content_hash,
+    }
+
+
+def chunk_vectors(doc: Document, sentence_vectors: np.ndarray) -> np.ndarray:
+    """A chunk's vector: the normalised mean of the vectors of the sentences it holds.
+
+    Each token is embedded once (as part of its sentence) instead of twice; a chunk
+    without a whole sentence (a very long one split across chunks) takes the vector of
+    the sentence it starts in.
+    """
+    dim = sentence_vectors.shape[1] if sentence_vectors.size else 0
+    out = np.zeros((len(doc.chunks), dim), dtype=np.float32)
+    for i, chunk in enumerate(doc.chunks):
+        inside = [n for n, (s, _) in enumerate(doc.sentences) if chunk.start <= s.start < chunk.end]
+        if not inside:
+            inside = [max((n for n, (_, c) in enumerate(doc.sentences) if c <= i), default=0)]
+        mean = sentence_vectors[inside].mean(axis=0)
+        out[i] = mean / (np.linalg.norm(mean) or 1.0)
+    return out
+
+
+def chunk_rows(doc: Document, sentence_vectors: np.ndarray) -> Rows:
+    """A document's chunk rows; each carries the sentences that start in it."""
+    key = row_key(doc.doc_id, doc.content_hash)
+    base = _base_metadata(doc)
+    metadatas = []
+    for i, c in enumerate(doc.chunks):
+        inside = [n for n, (_, chunk) in enumerate(doc.sentences) if chunk == i]
+        packed, scales = pack_vectors(sentence_vectors[inside])
+        sentences = [
+            [doc.sentences[n][0].text, doc.sentences[n][0].start, doc.sentences[n][0].end]
+            + [doc.paragraphs[n], scale]
+            for n, scale in zip(inside, scales, strict=True)
+        ]
+        metadatas.append(
+            {
+                **base,
+                "start": c.start,
+                "end": c.end,
+                "position": i,
+                "first_sentence": inside[0] if inside else -1,
+                "sentences": json.dumps(sentences, ensure_ascii=False),
+                "sentence_vectors": packed,
+            }
+        )
+    return Rows(
+        ids=[f"{key}:c{i}" for i in range(len(doc.chunks))],
+        texts=[c.text for c in doc.chunks],
+        metadatas=metadatas,
+        embeddings=chunk_vectors(doc, sentence_vectors),
+    )
+
+
+def _concat(parts: list[Rows]) -> Rows:
+    return Rows(
+        ids=[i for p in parts for i in p.ids],
+        texts=[t for p in parts for t in p.texts],
+        metadatas=[m for p in parts for m in p.metadatas],
+        embeddings=np.concatenate([p.embeddings for p in parts if p.embeddings is not None]),
+    )

@@ -36,6 +36,8 @@ class Answer:
     timings_ms: dict[str, float] = field(default_factory=dict)
     # The question actually searched for, after resolving a follow-up against history.
     standalone_question: str | None = None
+    # Probability that the evidence answers the question (refused below the threshold).
+    confidence: float | None = None
 
     def to_dict(self) -> dict:
         """The ``rag ask --json`` object, key for key."""

@@ -1,155 +1,165 @@
-"""Hybrid retrieval: dense (Chroma) + lexical (BM25, bm25s), fused by reciprocal rank.
+"""Hybrid retrieval: candidates from Chroma's HNSW index and the BM25 index, never the corpus.
 
-Passages are chunks ranked by reciprocal rank fusion of three rankings: Chroma's dense
-search, BM25, and the best sentence score inside each chunk (sentences are scored in
-``rag.answer``). ``Corpus`` holds the committed rows, loaded once per engine.
+A question gathers its candidates in two rankings of chunks: Chroma's dense (HNSW) search
+and BM25 (``rag.lexical``). Reciprocal rank fusion orders the articles those chunks come
+from; the best few articles are read from Chroma by id (their chunks, with the sentences
+and sentence vectors each carries), and only those sentences are scored
+(``rag.features``). The work per question grows with the question, not with the corpus.
 """
 
 from __future__ import annotations
 
-import logging
+import json
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 
-from rag.store import IndexStore, Rows
+from rag.lexical import LexicalIndex
+from rag.store import IndexStore, Rows, unpack_vectors
 
+T = TypeVar("T", int, str)
 RRF_K = 60  # the constant from Cormack et al. (2009); damps the weight of top ranks
-# Question words carry no topic; BM25 should not match "what" or "did".
-QUESTION_WORDS = (
-    "what",
-    "who",
-    "whom",
-    "whose",
-    "how",
-    "which",
-    "when",
-    "where",
-    "why",
-    "did",
-    "does",
-    "do",
-    "done",
-    "say",
-    "said",
-    "says",
-    "tell",
-    "told",
-    "according",
-    "much",
-    "many",
-)
-# Spelling variants that news copy mixes freely: a demonym and its country ("Russian",
-# "Russia"), and transliterations ("Kyiv", "Kiev"). Stemming keeps them apart, so BM25
-# would miss "Russia's conditions" in "withdraw from Russian territory". Keys are
-# lowercase words, mapped before stemming to one spelling.
-VARIANTS = {
-    **dict.fromkeys(("russian", "russians"), "russia"),
-    **dict.fromkeys(("ukrainian", "ukrainians"), "ukraine"),
-    **dict.fromkeys(("american", "americans"), "america"),
-    **dict.fromkeys(("european", "europeans"), "europe"),
-    **dict.fromkeys(("korean", "koreans"), "korea"),
-    **dict.fromkeys(("british", "briton", "britons"), "britain"),
-    **dict.fromkeys(("german", "germans"), "germany"),
-    **dict.fromkeys(("turkish", "turks"), "turkey"),
-    **dict.fromkeys(("israeli", "israelis"), "israel"),
-    **dict.fromkeys(("iranian", "iranians"), "iran"),
-    **dict.fromkeys(("belarusian", "belarusians"), "belarus"),
-    **dict.fromkeys(("hungarian", "hungarians"), "hungary"),
-    "french": "france",
-    "chinese": "china",
-    "kyiv": "kiev",
-    **dict.fromkeys(("zelenskiy", "zelenskyy"), "zelensky"),
-    "luhansk": "lugansk",
-    "zaporizhzhia": "zaporozhye",
-    "donbas": "donbass",
-    "kharkov": "kharkiv",
-    "odessa": "odesa",
-}
 
 
-class LexicalIndex:
-    """BM25 over a list of texts, with English stemming and stop words."""
+class CandidateLexical:
+    """BM25 terms and scores for the candidate sentences, with the corpus's term weights."""
 
-    def __init__(self, texts: list[str]) -> None:
-        import bm25s
-        import Stemmer
-
-        # bm25s sets its own logger to DEBUG on import; its index-building chatter would
-        # end up in `rag ask --json` output and server logs.
-        logging.getLogger("bm25s").setLevel(logging.WARNING)
-
-        self._bm25s = bm25s
-        stemmer = Stemmer.Stemmer("english")
-        self._stemmer = lambda words: stemmer.stemWords([VARIANTS.get(w, w) for w in words])
-        self._stopwords = list(bm25s.stopwords.STOPWORDS_EN) + list(QUESTION_WORDS)
-        self._size = len(texts)
-        self._retriever = bm25s.BM25()
-        if texts:
-            tokens = bm25s.tokenize(
-                texts, stopwords=self._stopwords, stemmer=self._stemmer, show_progress=False
-            )
-            self._retriever.index(tokens, show_progress=False)
-
-    def terms(self, query: str) -> list[str]:
-        tokens = self._bm25s.tokenize(
-            [query],
-            stopwords=self._stopwords,
-            stemmer=self._stemmer,
-            return_ids=False,
-            show_progress=False,
+    def __init__(self, index: LexicalIndex | None, texts: list[str]) -> None:
+        self.index = index
+        self.texts_terms: list[list[str]] = (
+            index.analyzer.terms_of(texts) if index is not None and texts else [[] for _ in texts]
         )
-        return [t for t in tokens[0] if t]
+
+    def terms(self, text: str) -> list[str]:
+        return self.index.terms(text) if self.index is not None else []
 
     def known_terms(self, terms: list[str]) -> list[str]:
-        vocab = getattr(self._retriever, "vocab_dict", None) or {}
-        return [t for t in terms if t in vocab]
+        return self.index.known_terms(terms) if self.index is not None else []
 
     def scores(self, terms: list[str]) -> np.ndarray:
-        known = self.known_terms(terms)
-        if not known or self._size == 0:
-            return np.zeros(self._size, dtype=np.float32)
-        return np.asarray(self._retriever.get_scores(known), dtype=np.float32)
+        if self.index is None:
+            return np.zeros(len(self.texts_terms), dtype=np.float32)
+        return self.index.scores_of(self.texts_terms, terms)
 
 
 @dataclass
 class Corpus:
-    """The committed rows of the index, loaded once per engine and then read-only."""
+    """The candidate articles of one question: their chunks and sentences, in text order."""
 
     chunks: Rows
     sentences: Rows
-    chunk_lexical: LexicalIndex
-    sentence_lexical: LexicalIndex
+    sentence_lexical: CandidateLexical
     chunk_position: dict[str, int]  # chunk id -> row
     sentence_doc: np.ndarray  # doc id per sentence row
-    sentence_chunk_key: list[tuple[str, int]]  # (doc_id, chunk position) per sentence
-    chunk_key: list[tuple[str, int]]  # (doc_id, chunk position) per chunk row
     sentence_chunk_row: np.ndarray  # row in chunks of the chunk holding each sentence
     sentence_position: np.ndarray  # index of each sentence within its article
     # True where the next sentence row continues the same paragraph of the same article.
     sentence_joins_next: np.ndarray
 
     @classmethod
-    def load(cls, store: IndexStore, committed: dict[str, str]) -> Corpus:
-        """``committed`` maps doc_id to the content hash of its committed version."""
-        chunks = _committed(store.all_rows(store.chunks, with_embeddings=True), committed)
-        sentences = _committed(store.all_rows(store.sentences, with_embeddings=True), committed)
-        chunk_key = [(m["doc_id"], int(m["position"])) for m in chunks.metadatas]
-        chunk_row = {key: row for row, key in enumerate(chunk_key)}
-        sentence_chunk_key = [(m["doc_id"], int(m["chunk"])) for m in sentences.metadatas]
+    def of(cls, chunks: Rows, lexical: LexicalIndex | None) -> Corpus:
+        """From chunk rows (in article and position order) and the sentences they carry."""
+        sentences = _sentences(chunks)
+        chunk_row = {
+            (m["doc_id"], int(m["position"])): row for row, m in enumerate(chunks.metadatas)
+        }
         return cls(
             chunks=chunks,
             sentences=sentences,
-            chunk_lexical=LexicalIndex(chunks.texts),
-            sentence_lexical=LexicalIndex(sentences.texts),
+            sentence_lexical=CandidateLexical(lexical, sentences.texts),
             chunk_position={cid: i for i, cid in enumerate(chunks.ids)},
-            sentence_doc=np.asarray([m["doc_id"] for m in sentences.metadatas]),
-            sentence_chunk_key=sentence_chunk_key,
-            chunk_key=chunk_key,
-            sentence_position=np.asarray([int(m["position"]) for m in sentences.metadatas]),
-            sentence_chunk_row=np.asarray([chunk_row[k] for k in sentence_chunk_key], dtype=int),
+            sentence_doc=np.asarray([m["doc_id"] for m in sentences.metadatas], dtype=str),
+            sentence_position=np.asarray(
+                [int(m["position"]) for m in sentences.metadatas], dtype=int
+            ),
+            sentence_chunk_row=np.asarray(
+                [chunk_row[(m["doc_id"], int(m["chunk"]))] for m in sentences.metadatas],
+                dtype=int,
+            ),
             sentence_joins_next=_joins_next(sentences.metadatas),
         )
+
+
+@dataclass(frozen=True)
+class Candidates:
+    corpus: Corpus
+    dense: list[int]  # chunk rows of corpus, best first, from Chroma's chunk search
+    lexical: list[int]  # chunk rows of corpus, best first, from BM25
+    article_rank: dict[str, int]  # doc id -> rank of the article in the fused ranking
+
+
+def gather_candidates(
+    store: IndexStore,
+    lexical: LexicalIndex | None,
+    query_vector: np.ndarray,
+    terms: list[str],
+    *,
+    pool: int,
+    articles: int,
+    doc_ids: list[str] | None = None,
+) -> Candidates:
+    """The best ``articles`` articles for the question, read from Chroma by id."""
+    dense_hits = store.nearest(store.chunks, query_vector, pool, doc_ids)
+    lexical_hits = lexical.top_chunks(terms, pool, doc_ids) if lexical is not None else []
+    rankings = [
+        [_doc_of(cid) for cid, _, _ in dense_hits],
+        [_doc_of(cid) for cid, _ in lexical_hits],
+    ]
+    best_docs = [doc for doc, _ in fuse(rankings)][:articles]
+    records = store.records_for(best_docs)
+    docs = [d for d in best_docs if d in records]
+    chunk_ids = []
+    for doc in sorted(docs):  # rows in (article, position) order: ties break the same way
+        key = row_key(doc, records[doc].content_hash)
+        chunk_ids += [f"{key}:c{i}" for i in range(records[doc].chunks)]
+    chunks = store.get_rows(store.chunks, chunk_ids, with_embeddings=True)
+    corpus = Corpus.of(chunks, lexical)
+    rows = corpus.chunk_position
+    return Candidates(
+        corpus=corpus,
+        dense=[rows[cid] for cid, _, _ in dense_hits if cid in rows],
+        lexical=[rows[cid] for cid, _ in lexical_hits if cid in rows],
+        article_rank={doc: rank for rank, doc in enumerate(docs)},
+    )
+
+
+def row_key(doc_id: str, content_hash: str) -> str:
+    """The prefix of the ids of an article version's rows: ``<doc>:<hash16>:c3``."""
+    return f"{doc_id}:{content_hash[:16]}"
+
+
+def _doc_of(row_id: str) -> str:
+    return row_id.rsplit(":", 2)[0]
+
+
+def _sentences(chunks: Rows) -> Rows:
+    """The sentences packed in the chunks' metadata, with their vectors."""
+    ids, texts, metas, vectors = [], [], [], []
+    dim = chunks.embeddings.shape[1] if chunks.embeddings is not None else 0
+    for chunk_id, meta in zip(chunks.ids, chunks.metadatas, strict=True):
+        packed = json.loads(meta["sentences"])
+        scales = [entry[4] for entry in packed]
+        if packed:
+            vectors.append(unpack_vectors(meta["sentence_vectors"], scales, dim))
+        for k, (text, start, end, paragraph, _) in enumerate(packed):
+            position = int(meta["first_sentence"]) + k
+            ids.append(f"{chunk_id}:s{position}")
+            texts.append(text)
+            metas.append(
+                {
+                    "doc_id": meta["doc_id"],
+                    "title": meta["title"],
+                    "source": meta["source"],
+                    "start": start,
+                    "end": end,
+                    "position": position,
+                    "chunk": int(meta["position"]),
+                    "paragraph": paragraph,
+                }
+            )
+    embeddings = np.concatenate(vectors) if vectors else np.empty((0, dim), dtype=np.float32)
+    return Rows(ids, texts, metas, embeddings)
 
 
 def _joins_next(metadatas: list[dict]) -> np.ndarray:
@@ -161,63 +171,31 @@ def _joins_next(metadatas: list[dict]) -> np.ndarray:
     return np.asarray([*same, False], dtype=bool)
 
 
-def _committed(rows: Rows, committed: dict[str, str]) -> Rows:
-    keep = [
-        i
-        for i, meta in enumerate(rows.metadatas)
-        if committed.get(meta["doc_id"]) == meta["content_hash"]
-    ]
-    # Stable order (doc, position) so that ties break the same way on every run.
-    keep.sort(key=lambda i: (rows.metadatas[i]["doc_id"], rows.metadatas[i]["position"]))
-    embeddings = None
-    if rows.embeddings is not None:
-        embeddings = rows.embeddings[keep] if keep else np.empty((0, 0), dtype=np.float32)
-    return Rows(
-        ids=[rows.ids[i] for i in keep],
-        texts=[rows.texts[i] for i in keep],
-        metadatas=[rows.metadatas[i] for i in keep],
-        embeddings=embeddings,
-    )
-
-
 @dataclass(frozen=True)
 class RankedPassage:
     row: int  # row in Corpus.chunks
     score: float  # fused score
 
 
-def fuse(rankings: list[list[int]], k: int = RRF_K) -> list[tuple[int, float]]:
-    """Reciprocal rank fusion of several best-first rankings of row numbers."""
-    scores: dict[int, float] = {}
+def fuse(rankings: list[list[T]], k: int = RRF_K) -> list[tuple[T, float]]:
+    """Reciprocal rank fusion of several best-first rankings (of rows, or of articles)."""
+    scores: dict[T, float] = {}
     for ranking in rankings:
+        seen = set()
         for rank, row in enumerate(ranking):
-            scores[row] = scores.get(row, 0.0) + 1.0 / (k + rank + 1)
+            if row not in seen:  # an item counts once per ranking, at its best rank
+                seen.add(row)
+                scores[row] = scores.get(row, 0.0) + 1.0 / (k + rank + 1)
     return sorted(scores.items(), key=lambda item: (-item[1], item[0]))
 
 
-def retrieve_passages(
-    store: IndexStore,
-    corpus: Corpus,
-    query_vector: np.ndarray,
-    terms: list[str],
-    top_k: int,
-    doc_ids: list[str] | None,
-    sentence_scores: np.ndarray,
+def rank_passages(
+    candidates: Candidates, sentence_scores: np.ndarray, top_k: int
 ) -> list[RankedPassage]:
-    """Fuse three rankings of chunks: dense (Chroma), BM25, and best sentence inside."""
+    """Fuse three rankings of the candidate chunks: dense, BM25, and best sentence inside."""
+    corpus = candidates.corpus
     pool = max(3 * top_k, 10)
-    dense_hits = store.query_chunks(query_vector, pool, doc_ids)
-    dense = [corpus.chunk_position[cid] for cid, _ in dense_hits if cid in corpus.chunk_position]
-
-    allowed = (
-        np.isin([m["doc_id"] for m in corpus.chunks.metadatas], doc_ids)
-        if doc_ids
-        else np.ones(len(corpus.chunks.ids), dtype=bool)
-    )
-    lexical_scores = np.where(allowed, corpus.chunk_lexical.scores(terms), 0.0)
-    order = np.argsort(-lexical_scores, kind="stable")[:pool]
-    lexical = [int(i) for i in order if lexical_scores[i] > 0]
-
+    dense, lexical = candidates.dense[:pool], candidates.lexical[:pool]
     best_sentence = np.full(len(corpus.chunks.ids), -np.inf)
     np.maximum.at(best_sentence, corpus.sentence_chunk_row, sentence_scores)
     order = np.argsort(-best_sentence, kind="stable")[:pool]

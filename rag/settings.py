@@ -30,6 +30,15 @@ class Settings(BaseSettings):
         default=None, description="URL of a Chroma server, e.g. http://127.0.0.1:8000."
     )
     collection: str = Field(default="news", min_length=3, max_length=40)
+    cache_dir: Path = Field(
+        default=Path.home() / ".cache" / "newsrag",
+        description="Local derived data (the lexical index of a Chroma server's corpus).",
+    )
+    reload_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        description="How often a running engine checks the index for new articles (0: never).",
+    )
     seeds_dir: Path = Field(default=REPO_ROOT / "seeds")
 
     # Embedding
@@ -46,8 +55,26 @@ class Settings(BaseSettings):
     # Retrieval and answers
     top_k: int = Field(default=5, ge=1, le=50, description="Passages retrieved per question.")
     max_quotes: int = Field(default=3, ge=1, le=10)
-    refusal_threshold: float = Field(
-        default=0.9, description="Minimum evidence confidence; below it the answer is a refusal."
+    candidate_articles: int = Field(
+        default=8, ge=1, le=100, description="Articles whose sentences are scored per question."
+    )
+    candidate_pool: int = Field(
+        default=30, ge=5, le=500, description="Hits taken from each ranking (dense, BM25)."
+    )
+    synonyms_file: Path | None = Field(
+        default=None,
+        description="Extra spellings for BM25, one 'variant canonical' pair per line.",
+    )
+    refusal_threshold: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description="Probability that the evidence answers, below which the answer is a "
+        "refusal. Default: the fitted one (rag/data/scorer.json).",
+    )
+    scorer_file: Path = Field(
+        default=Path(__file__).resolve().parent / "data" / "scorer.json",
+        description="The fitted sentence scorer and refusal model (`make fit`).",
     )
     max_question_chars: int = Field(default=2000, ge=10)
 

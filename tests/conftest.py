@@ -11,6 +11,10 @@ import ipaddress
 import os
 import shutil
 import socket
+import subprocess
+import sys
+import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -87,7 +91,13 @@ def offline_guard() -> Iterator[None]:
 
 def make_settings(index_dir: Path, **overrides: object) -> Settings:
     """Settings for a test: its own index dir, ignoring any developer .env file."""
-    values = {"index_dir": index_dir, "seeds_dir": SEEDS, "chroma_url": None, **overrides}
+    values = {
+        "index_dir": index_dir,
+        "cache_dir": index_dir / "cache",
+        "seeds_dir": SEEDS,
+        "chroma_url": None,
+        **overrides,
+    }
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
 
 
@@ -130,3 +140,51 @@ def read_quote(source: str, start: int, end: int) -> str:
     path = path if path.is_absolute() else REPO_ROOT / path
     with open(path) as fh:  # exactly how the contract says users read it
         return fh.read()[start:end]
+
+
+# --- a real Chroma server ----------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture()
+def chroma_server(tmp_path: Path) -> Iterator[str]:
+    chroma = Path(sys.executable).parent / "chroma"
+    if not chroma.exists():
+        chroma = Path(shutil.which("chroma") or "chroma")
+    port = free_port()
+    log = (tmp_path / "chroma.log").open("w")
+    process = subprocess.Popen(
+        [
+            str(chroma),
+            "run",
+            "--path",
+            str(tmp_path / "server-data"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                urllib.request.urlopen(f"{url}/api/v2/heartbeat", timeout=1).read()
+                break
+            except OSError:
+                if time.monotonic() > deadline or process.poll() is not None:
+                    raise RuntimeError((tmp_path / "chroma.log").read_text()) from None
+                time.sleep(0.2)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+        log.close()

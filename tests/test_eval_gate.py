@@ -26,7 +26,9 @@ from rag.evaluation.runner import (
     check_thresholds,
     load_questions,
     load_thresholds,
+    read_article_list,
     run_eval,
+    thresholds_for,
 )
 from rag.settings import get_settings
 
@@ -136,3 +138,51 @@ def test_cli_writes_reports(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
 def test_cli_rejects_a_missing_corpus(tmp_path: Path) -> None:
     run = CliRunner().invoke(cli_app(), ["eval", "--corpus", str(tmp_path / "nope")])
     assert run.exit_code == 2
+
+
+# --- the BBC archive: held-out questions over a slice of it ---------------------------------
+
+BBC_CORPUS = get_settings().seeds_dir.parents[1] / "shared" / "corpora" / "bbc"
+BBC_SET = DEFAULT_SET.parent / "bbc" / "heldout.jsonl"
+BBC_SLICE = DEFAULT_SET.parent / "bbc" / "slice.txt"
+
+
+@pytest.fixture(scope="module")
+def bbc_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[EvalResult, Path]:
+    if not BBC_CORPUS.is_dir():
+        pytest.skip(f"the BBC archive is not at {BBC_CORPUS} (CI has it; a clone may not)")
+    tmp = tmp_path_factory.mktemp("bbc-eval")
+    settings = get_settings().model_copy(update={"chroma_url": None})
+    config = EvalConfig(
+        questions=BBC_SET,
+        corpus=BBC_CORPUS,
+        only=read_article_list(BBC_SLICE),
+        index_dir=tmp / "index",
+        out=tmp / "out",
+        baseline=False,
+        settings=settings,
+    )
+    result = run_eval(config)
+    write_reports(result, config.out, thresholds_for(BBC_SET))
+    return result, config.out
+
+
+BBC_THRESHOLDS = thresholds_for(BBC_SET) or {"min": {}, "max": {}}
+BBC_BOUNDS = [(b, m) for b in ("min", "max") for m in BBC_THRESHOLDS[b]]
+
+
+@pytest.mark.parametrize(("bound", "metric"), BBC_BOUNDS, ids=[f"{b}-{m}" for b, m in BBC_BOUNDS])
+def test_bbc_heldout_metric_within_threshold(
+    bbc_run: tuple[EvalResult, Path], bound: str, metric: str
+) -> None:
+    overall = bbc_run[0].summary["project"]["overall"]
+    problems = check_thresholds(overall, {bound: {metric: BBC_THRESHOLDS[bound][metric]}})
+    assert not problems, (
+        f"{problems[0]} (eval/bbc/thresholds.toml [{bound}]); "
+        f"failed questions: {bbc_run[1] / 'report.md'}"
+    )
+
+
+def test_bbc_refusal_curve_is_drawn(bbc_run: tuple[EvalResult, Path]) -> None:
+    assert (bbc_run[1] / "refusal_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert set(bbc_run[0].meta["articles"]) == set(read_article_list(BBC_SLICE))

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+import rag.ingest
 from rag.engine import Engine
 from rag.errors import EmptyIndexError, IndexUnavailableError, RagError
 from rag.ingest import ingest_paths
@@ -70,16 +71,17 @@ def test_interrupted_ingest_leaves_nothing_half_indexed(
     tmp_path: Path, corpus_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     settings = make_settings(tmp_path / "index")
-    real_add_rows = IndexStore.add_rows
+    monkeypatch.setattr(rag.ingest, "BATCH_SENTENCES", 1)  # one article per batch
+    real_commit = IndexStore.commit_documents
     calls = {"n": 0}
 
-    def write_then_interrupt(self, collection, rows):  # noqa: ANN001, ANN202
+    def commit_then_interrupt(self, records):  # noqa: ANN001, ANN202
         calls["n"] += 1
-        if calls["n"] == 4:  # doc 1 chunks + sentences, doc 2 chunks, then Ctrl-C
+        if calls["n"] == 2:  # doc 1 committed, doc 2's rows written, then Ctrl-C
             raise KeyboardInterrupt
-        return real_add_rows(self, collection, rows)
+        return real_commit(self, records)
 
-    monkeypatch.setattr(IndexStore, "add_rows", write_then_interrupt)
+    monkeypatch.setattr(IndexStore, "commit_documents", commit_then_interrupt)
     with pytest.raises(KeyboardInterrupt):
         ingest_paths([corpus_dir], settings, progress=False)
     # The second article's chunks were written, but it was never committed: invisible.
@@ -90,13 +92,15 @@ def test_interrupted_ingest_leaves_nothing_half_indexed(
         "000_8d93e48187a857e9"
     }
 
-    monkeypatch.setattr(IndexStore, "add_rows", real_add_rows)
+    monkeypatch.setattr(IndexStore, "commit_documents", real_commit)
     report = ingest_paths([corpus_dir], settings, progress=False)
     assert report.kept > 0 and report.added > 0
     clean_settings = make_settings(tmp_path / "clean")
     clean = ingest_paths([corpus_dir], clean_settings, progress=False)
     assert IndexStore(settings).chunks.count() == IndexStore(clean_settings).chunks.count()
-    assert IndexStore(settings).sentences.count() == IndexStore(clean_settings).sentences.count()
+    assert len(IndexStore(settings).document_records()) == len(
+        IndexStore(clean_settings).document_records()
+    )
     assert clean.added == report.added + report.kept
 
 

@@ -325,7 +325,12 @@ def _add_api_routes(app: FastAPI, engine: Callable[[], Engine]) -> None:
     @app.get("/api/health", tags=["api"])
     def health() -> dict:
         """200 with the article count once the model and index are loaded."""
-        return {"status": "ok", "articles": len(engine().sources())}
+        running = engine()
+        return {
+            "status": "ok",
+            "articles": running.version.documents,
+            "generation": running.version.generation,
+        }
 
     @app.get("/api/sources", response_model=list[SourceOut], tags=["api"])
     def sources() -> Response:

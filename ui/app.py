@@ -241,7 +241,9 @@ def build_chat(engine: EngineProvider, concurrency: int) -> gr.Blocks:
             queue=False,
         )
         demo.load(
-            lambda: render.article_list_html(engine().sources()),
+            lambda: render.article_list_html(
+                engine().sources(limit=render.ARTICLE_LIST_LIMIT), engine().version.documents
+            ),
             outputs=article_list,
             api_visibility="private",
             queue=False,

@@ -39,5 +39,5 @@ def serve(
         err.print(f"[bold red]error:[/] {escape(str(exc))}")
         raise typer.Exit(exc.exit_code) from None
     shown = f"[{host}]" if ":" in host else host
-    err.print(f"{len(engine.sources())} articles indexed. Chat: http://{shown}:{port}/")
+    err.print(f"{engine.version.documents} articles indexed. Chat: http://{shown}:{port}/")
     uvicorn.run(app, host=host, port=port, log_level="warning", proxy_headers=False)

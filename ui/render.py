@@ -279,8 +279,13 @@ def _citation_item(
     )
 
 
-def article_list_html(documents: list[SourceDocument], base_url: str = "") -> str:
-    """The article browser: every indexed article with a link to its view."""
+ARTICLE_LIST_LIMIT = 500  # the browser lists at most this many articles
+
+
+def article_list_html(
+    documents: list[SourceDocument], total: int | None = None, base_url: str = ""
+) -> str:
+    """The article browser: the indexed articles (up to a limit) with links to their view."""
     if not documents:
         return sanitize('<p class="rag-empty">No article is indexed.</p>')
     rows = "".join(
@@ -294,8 +299,14 @@ def article_list_html(documents: list[SourceDocument], base_url: str = "") -> st
     return sanitize(
         f'<table class="rag-articles"><thead><tr><th>Title</th><th>File</th><th>Chunks</th>'
         f"<th>Characters</th></tr></thead><tbody>{rows}</tbody></table>"
-        f'<p class="rag-count">{len(documents)} articles indexed.</p>'
+        f'<p class="rag-count">{_count(len(documents), total)}</p>'
     )
+
+
+def _count(shown: int, total: int | None) -> str:
+    if total is None or total <= shown:
+        return f"{shown:,} articles indexed."
+    return f"{total:,} articles indexed; the first {shown:,} are listed."
 
 
 # --- the article view: a whole page, no script at all ---------------------------------------

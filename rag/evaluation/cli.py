@@ -45,9 +45,14 @@ def progress_bars() -> Iterator[Callable[[str, int], Callable[[], None]]]:
 
 
 def eval_command(
-    question_set: Annotated[
-        Path, typer.Option("--set", help="Eval set: JSON lines of questions with gold data.")
-    ] = REPO_ROOT / "eval" / "questions.jsonl",
+    question_sets: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--set",
+            help="Eval set: JSON lines of questions with gold data. Repeat for several sets "
+            "over the same corpus; each is reported separately. Default: eval/questions.jsonl.",
+        ),
+    ] = None,
     corpus: Annotated[
         Path | None,
         typer.Option(
@@ -56,28 +61,77 @@ def eval_command(
             "(OUT/index, collection <collection>-eval). Default: the index the chat uses.",
         ),
     ] = None,
+    only: Annotated[
+        Path | None,
+        typer.Option("--only", help="A file of article ids: index only these of --corpus."),
+    ] = None,
+    index_dir: Annotated[
+        Path | None, typer.Option("--index", help="Where --corpus is indexed (default OUT/index).")
+    ] = None,
     out_dir: Annotated[
         Path, typer.Option("--out", help="Where report.json, report.md and the plots go.")
     ] = REPO_ROOT / "eval" / "out",
     baseline: Annotated[bool, typer.Option(help="Also run the stock llama-index baseline.")] = True,
     check: Annotated[
-        bool, typer.Option("--check", help="Exit 1 when a metric misses eval/thresholds.toml.")
+        bool,
+        typer.Option("--check", help="Exit 1 when a metric misses its set's thresholds.toml."),
     ] = False,
 ) -> None:
-    """Score answers, citations, refusals and latency on an eval set, vs a llama-index baseline."""
-    from rag.evaluation.runner import DEFAULT_SET, EvalConfig
+    """Score answers, citations, refusals and latency on eval sets, vs a llama-index baseline."""
+    from rag.evaluation.runner import DEFAULT_SET, EvalConfig, read_article_list, thresholds_for
 
     if corpus is not None and not corpus.is_dir():
         err.print(f"[bold red]error:[/] --corpus {escape(str(corpus))} is not a folder")
         raise typer.Exit(2)
-    result = _run(EvalConfig(question_set, corpus, out=out_dir, baseline=baseline))
-    # The thresholds are measured on the project's own set; other sets are not gated.
-    thresholds = _thresholds() if question_set.resolve() == DEFAULT_SET.resolve() else None
-    _print_results(result, thresholds)
-    for path in _write(result, out_dir, thresholds):
-        out.print(f"wrote {escape(str(path))}")
-    if thresholds and _gate(result, thresholds) and check:
+    if only is not None and corpus is None:
+        err.print("[bold red]error:[/] --only needs --corpus")
+        raise typer.Exit(2)
+    sets = question_sets or [DEFAULT_SET]
+    articles = _articles(only, read_article_list)
+    failed = False
+    for i, question_set in enumerate(sets):
+        set_out = out_dir if len(sets) == 1 else out_dir / question_set.stem
+        config = EvalConfig(
+            question_set,
+            corpus if i == 0 else None,  # the first set indexes the corpus; the rest reuse it
+            only=articles,
+            index_dir=(index_dir or out_dir / "index") if corpus is not None else None,
+            out=set_out,
+            baseline=baseline,
+            settings=None,
+        )
+        if i > 0 and corpus is not None:
+            config = _reuse_index(config, corpus)
+        result = _run(config)
+        thresholds = thresholds_for(question_set)
+        out.print(f"[bold]{escape(str(question_set))}[/]")
+        _print_results(result, thresholds)
+        for path in _write(result, set_out, thresholds):
+            out.print(f"wrote {escape(str(path))}")
+        failed |= bool(thresholds and _gate(result, thresholds))
+    if failed and check:
         raise typer.Exit(1)
+
+
+def _articles(only: Path | None, read: Callable[[Path], list[str]]) -> list[str] | None:
+    if only is None:
+        return None
+    try:
+        return read(only)
+    except RagError as exc:
+        err.print(f"[bold red]error:[/] {escape(str(exc))}")
+        raise typer.Exit(2) from None
+
+
+def _reuse_index(config: EvalConfig, corpus: Path) -> EvalConfig:
+    """Later sets ask the index the first set built, without indexing again."""
+    from rag.evaluation.runner import eval_settings
+
+    indexed = eval_settings(
+        EvalConfig(config.questions, corpus, index_dir=config.index_dir, out=config.out)
+    )
+    config.settings = indexed
+    return config
 
 
 def _run(config: EvalConfig) -> EvalResult:
@@ -89,12 +143,6 @@ def _run(config: EvalConfig) -> EvalResult:
     except (RagError, OSError) as exc:
         err.print(f"[bold red]error:[/] {escape(str(exc))}")
         raise typer.Exit(getattr(exc, "exit_code", 2)) from None
-
-
-def _thresholds() -> Thresholds | None:
-    from rag.evaluation.runner import DEFAULT_THRESHOLDS, load_thresholds
-
-    return load_thresholds(DEFAULT_THRESHOLDS) if DEFAULT_THRESHOLDS.exists() else None
 
 
 def _print_results(result: EvalResult, thresholds: Thresholds | None) -> None:

@@ -243,10 +243,59 @@ def write_plots(result: EvalResult, out: Path) -> list[Path]:
     import matplotlib
 
     matplotlib.use("Agg")
-    return [
+    plots = [
         _plot_by_kind(result, out / "metrics_by_kind.png"),
         _plot_latency(result, out / "latency.png"),
     ]
+    if refusal_curve(result.records["project"]):
+        plots.append(_plot_refusal_curve(result, out / "refusal_curve.png"))
+    return plots
+
+
+def refusal_curve(records: list[dict[str, Any]]) -> list[tuple[float, float, float]]:
+    """(threshold, share of unanswerable refused, share of answerable refused) per threshold.
+
+    From each question's ``confidence``: the probability the engine gave that its evidence
+    answers. Empty when the set lacks either kind of question.
+    """
+    scored = [r for r in records if r.get("confidence") is not None]
+    yes = sorted(r["confidence"] for r in scored if r["answerable"])
+    no = sorted(r["confidence"] for r in scored if not r["answerable"])
+    if not yes or not no:
+        return []
+    thresholds = sorted({0.0, 1.0001, *yes, *no})
+    return [
+        (t, sum(c < t for c in no) / len(no), sum(c < t for c in yes) / len(yes))
+        for t in thresholds
+    ]
+
+
+def _plot_refusal_curve(result: EvalResult, path: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    curve = refusal_curve(result.records["project"])
+    fig, ax = plt.subplots(figsize=(5.2, 4.4))
+    ax.plot([c[2] for c in curve], [c[1] for c in curve], drawstyle="steps-post")
+    overall = result.summary["project"]["overall"]
+    ax.scatter(
+        [overall["refused_answerable"]],
+        [overall["refused_unanswerable"]],
+        color="#d62728",
+        zorder=3,
+        label="the fitted threshold",
+    )
+    ax.axvline(0.05, color="grey", linestyle=":", label="5% false refusals")
+    ax.set_xlabel("answerable questions refused (false refusals)")
+    ax.set_ylabel("unanswerable questions refused")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.02)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8)
+    ax.set_title("Refusal: every threshold on P(answerable)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
 
 
 def _by_kind(result: EvalResult, system: str, key: str) -> dict[str, float | None]:

@@ -28,10 +28,32 @@ from rag.settings import REPO_ROOT, Settings, get_settings
 DEFAULT_SET = REPO_ROOT / "eval" / "questions.jsonl"
 DEFAULT_OUT = REPO_ROOT / "eval" / "out"
 DEFAULT_THRESHOLDS = REPO_ROOT / "eval" / "thresholds.toml"
-KINDS = ("fact", "multi", "paraphrase", "keyword", "conflict", "unanswerable")
+KINDS = (
+    "fact",
+    "number",
+    "who",
+    "when",
+    "why",
+    "multi",
+    "paraphrase",
+    "keyword",
+    "conflict",
+    "unanswerable",
+)
 SYSTEMS = ("project", "baseline")
 
-Kind = Literal["fact", "multi", "paraphrase", "keyword", "conflict", "unanswerable"]
+Kind = Literal[
+    "fact",
+    "number",
+    "who",
+    "when",
+    "why",
+    "multi",
+    "paraphrase",
+    "keyword",
+    "conflict",
+    "unanswerable",
+]
 AskFn = Callable[[str], dict[str, Any]]
 Progress = Callable[[str, int], Callable[[], None]]  # (label, total) -> advance()
 # {"min": {metric: floor}, "max": {metric: ceiling}, "target": {metric: goal}}
@@ -57,6 +79,8 @@ class Question(BaseModel):
     gold_sources: list[str]
     must_contain: list[list[str]]
     answerable: bool
+    # An unanswerable question about someone or something the corpus does cover.
+    near_miss: bool = False
 
     @model_validator(mode="after")
     def _consistent(self) -> Question:
@@ -103,6 +127,22 @@ def load_questions(path: Path) -> list[Question]:
 # --- thresholds -----------------------------------------------------------------------------
 
 
+def thresholds_for(question_set: Path) -> Thresholds | None:
+    """The gate of a question set: ``thresholds.toml`` beside it, if it names the set.
+
+    ``eval/thresholds.toml`` gates ``eval/questions.jsonl``; ``eval/bbc/thresholds.toml``
+    gates ``eval/bbc/heldout.jsonl``. A file's ``applies_to`` names its set (default
+    ``questions.jsonl``).
+    """
+    path = question_set.resolve().parent / "thresholds.toml"
+    if not path.exists():
+        return None
+    data = tomllib.loads(path.read_text(encoding="utf-8"))
+    if data.get("applies_to", "questions.jsonl") != question_set.name:
+        return None
+    return load_thresholds(path)
+
+
 def load_thresholds(path: Path = DEFAULT_THRESHOLDS) -> Thresholds:
     """The gate's floors (``min``) and ceilings (``max``), and the goals (``target``)."""
     data = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -134,6 +174,7 @@ def _fmt(value: float | None) -> str:
 class EvalConfig:
     questions: Path = DEFAULT_SET
     corpus: Path | None = None  # None: the chat's own index, as it is
+    only: list[str] | None = None  # index only these article ids (file stems) of corpus
     index_dir: Path | None = None  # where a corpus is indexed; default <out>/index
     out: Path = DEFAULT_OUT
     baseline: bool = True
@@ -161,16 +202,29 @@ def eval_settings(config: EvalConfig) -> Settings:
     )
 
 
-def index_corpus(corpus: Path, settings: Settings) -> None:
-    """Make the eval index hold exactly the articles under ``corpus``."""
-    from rag.ingest import collect_files, ingest_paths
+def index_corpus(corpus: Path, settings: Settings, only: list[str] | None = None) -> None:
+    """Make the eval index hold exactly the articles under ``corpus`` (or ``only`` those)."""
+    from rag.ingest import collect_files, ingest_paths, remove_articles
     from rag.store import IndexStore
 
-    ingest_paths([corpus], settings, prune=True, progress=False)
-    wanted = {f.stem for f in collect_files([corpus])}
-    store = IndexStore(settings)
-    for doc_id in set(store.document_records()) - wanted:
-        store.delete_document(doc_id)
+    files = collect_files([corpus])
+    if only is not None:
+        wanted_ids = set(only)
+        files = [f for f in files if f.stem in wanted_ids]
+        if missing := wanted_ids - {f.stem for f in files}:
+            raise RagError(f"not in {corpus}: {', '.join(sorted(missing)[:5])}")
+    ingest_paths(files, settings, progress=False)
+    wanted = {f.stem for f in files}
+    remove_articles(sorted(set(IndexStore(settings).document_records()) - wanted), settings)
+
+
+def read_article_list(path: Path) -> list[str]:
+    """Article ids, one per line; ``#`` starts a comment."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise EvalSetError(f"cannot read the article list {path}: {exc}") from exc
+    return [w for line in lines for w in line.split("#", 1)[0].split()]
 
 
 def ask_all(
@@ -196,6 +250,7 @@ def make_record(q: Question, answer: dict[str, Any], k: int, wall_ms: float) -> 
         "answerable": q.answerable,
         "answer": answer["answer"],
         "refused": bool(answer["refused"]),
+        "confidence": answer.get("confidence"),
         "citations": [
             {key: c[key] for key in ("n", "doc_id", "source", "start", "end", "quote")}
             for c in answer["citations"]
@@ -226,7 +281,7 @@ def run_eval(config: EvalConfig, progress: Progress = _no_progress) -> EvalResul
     settings = eval_settings(config)
     if config.corpus is not None:
         done = progress(f"indexing {config.corpus}", 1)
-        index_corpus(config.corpus, settings)
+        index_corpus(config.corpus, settings, config.only)
         done()
     engine = Engine(settings, auto_ingest=config.corpus is None)
     k = settings.top_k
@@ -234,7 +289,10 @@ def run_eval(config: EvalConfig, progress: Progress = _no_progress) -> EvalResul
     started = time.perf_counter()
     records = {
         "project": ask_all(
-            lambda q: engine.ask(q).to_dict(), questions, k, progress("project", len(questions))
+            lambda q: _with_confidence(engine.ask(q)),
+            questions,
+            k,
+            progress("project", len(questions)),
         )
     }
     meta["wall_seconds"] = {"project": time.perf_counter() - started}
@@ -245,6 +303,10 @@ def run_eval(config: EvalConfig, progress: Progress = _no_progress) -> EvalResul
     result = EvalResult(meta=meta, records=records)
     result.summary = {system: summarize_by_kind(rs) for system, rs in records.items()}
     return result
+
+
+def _with_confidence(answer: Any) -> dict[str, Any]:
+    return {**answer.to_dict(), "confidence": answer.confidence}
 
 
 def _run_baseline(

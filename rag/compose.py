@@ -1,0 +1,139 @@
+"""Composing the answer: the answering sentence first, then only what it needs.
+
+Last stage of the one path (read → retrieve → score → compose). The answer is made of
+verbatim sentences: the most probable one; the sentence before it when it cannot be read
+alone ("He said…", "One of these…"); another sentence of the same article, or another
+article's best one (the other side of a comparison), when the scorer finds them likely
+enough. Quotes are grouped by article, in text order, and each is cited [n].
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from rag.models import Citation
+from rag.retrieve import Corpus
+from rag.scorer import ComposeRules
+
+ANSWER_CHAR_BUDGET = 450  # further quotes are added only while the answer fits
+# First words that point back to the sentence before ("He said…", "This means…").
+_POINTING_BACK = frozenset(
+    [
+        "he",
+        "she",
+        "they",
+        "it",
+        "its",
+        "his",
+        "her",
+        "their",
+        "this",
+        "these",
+        "those",
+        "that",
+        "such",
+        "there",
+        "both",
+    ]
+)
+_POINTING_BACK_PHRASES = ("one of these", "one of them", "one of those", "the move", "the deal")
+
+
+def select(
+    corpus: Corpus,
+    probs: np.ndarray,
+    rules: ComposeRules,
+    max_quotes: int = 3,
+    required: list[int] | None = None,
+) -> list[int]:
+    """Sentence rows to quote, best first. ``required``: rows that must be quoted too."""
+    order = [int(i) for i in np.argsort(-probs, kind="stable")]
+    best = order[0]
+    picked = [best]
+    texts = corpus.sentences.texts
+    length = len(texts[best])
+    best_doc = corpus.sentence_doc[best]
+    other_article_added = same_article_added = False
+    for row in order[1:]:
+        if len(picked) >= max_quotes or probs[row] < min(rules.same_article, rules.other_article):
+            break
+        same = corpus.sentence_doc[row] == best_doc
+        wanted = rules.same_article if same else rules.other_article
+        already = same_article_added if same else other_article_added
+        if already or probs[row] < wanted or _repeats(texts, row, picked):
+            continue
+        if length + len(texts[row]) > ANSWER_CHAR_BUDGET:
+            continue
+        picked.append(row)
+        length += len(texts[row])
+        if same:
+            same_article_added = True
+        else:
+            other_article_added = True
+    for row in required or []:
+        if row not in picked and not _repeats(texts, row, picked):
+            picked.append(row)
+    return _with_antecedents(corpus, picked)
+
+
+def _repeats(texts: list[str], row: int, picked: list[int]) -> bool:
+    """The same sentence already quoted (from a copy of the same story)."""
+    return any(texts[p] == texts[row] for p in picked)
+
+
+def needs_antecedent(text: str) -> bool:
+    lower = text.lower().lstrip("“\"‘' ")
+    first = lower.split(maxsplit=1)[0].strip(",.;:") if lower else ""
+    return first in _POINTING_BACK or lower.startswith(_POINTING_BACK_PHRASES)
+
+
+def _with_antecedents(corpus: Corpus, picked: list[int]) -> list[int]:
+    """Add the sentence before each quote that points back to it (rows are in text order)."""
+    out = list(picked)
+    for row in picked:
+        before = row - 1
+        if (
+            before >= 0
+            and corpus.sentence_doc[before] == corpus.sentence_doc[row]
+            and corpus.sentence_position[before] > 0  # not the headline
+            and before not in out
+            and needs_antecedent(corpus.sentences.texts[row])
+        ):
+            out.insert(out.index(row), before)
+    return out
+
+
+def compose(corpus: Corpus, rows: list[int]) -> tuple[str, list[Citation]]:
+    """Group the chosen sentences by article (best article first), in text order."""
+    doc_order = list(dict.fromkeys(str(corpus.sentence_doc[r]) for r in rows))
+    citations: list[Citation] = []
+    lines: list[str] = []
+    for doc in doc_order:
+        in_doc = sorted((r for r in rows if corpus.sentence_doc[r] == doc), key=int)
+        parts = []
+        for r in in_doc:
+            meta = corpus.sentences.metadatas[r]
+            citation = Citation(
+                n=len(citations) + 1,
+                doc_id=meta["doc_id"],
+                title=meta["title"],
+                source=meta["source"],
+                quote=corpus.sentences.texts[r],
+                start=int(meta["start"]),
+                end=int(meta["end"]),
+            )
+            citations.append(citation)
+            parts.append(f"{_quoted(citation.quote)} [{citation.n}]")
+        lines.append(" ".join(parts))
+    return "\n\n".join(lines), citations
+
+
+def _quoted(text: str) -> str:
+    return text if text[0] in "“\"'‘" else f"“{text}”"
+
+
+def refusal_text() -> str:
+    return (
+        "The articles don't say. None of the indexed articles contains a passage that "
+        "answers this question."
+    )

@@ -1,0 +1,159 @@
+"""Named features of each candidate sentence, and of the question's evidence as a whole.
+
+Third stage of the one path (read → retrieve → score → compose). A sentence is described
+by a few numbers a reader would look at: how close its meaning is to the question's, how
+many of the question's words it shares (weighted by how rare they are), whether it holds
+the kind of thing asked for, where it stands in its article, and how well its article
+matched. ``rag.scorer`` weighs them with parameters fitted by ``rag.fit``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from rag.question import Question, holds_answer_type
+from rag.retrieve import Candidates
+
+SENTENCE_FEATURES = (
+    "dense",  # cosine of sentence and question embeddings
+    "dense_gap",  # dense minus the best dense of all candidates
+    "context",  # cosine of the chunk around the sentence and the question
+    "neighbours",  # best dense of the sentences just before and after it
+    "bm25",  # BM25 of the sentence (corpus term weights), relative to the best one
+    "coverage",  # share of the question's terms the sentence holds
+    "idf_coverage",  # the same, each term weighted by its rarity in the corpus
+    "article",  # 1 / (1 + rank of the sentence's article among the candidates)
+    "article_coverage",  # share of the question's terms its article holds
+    "headline",  # the sentence is its article's first line
+    "lead",  # 1 / (1 + its position in the article)
+    "answer_type",  # holds the asked type of answer (0 when none is asked)
+    "asks_type",  # the question asks for a type (lets the model weigh answer_type)
+    "length",  # log of its number of words
+)
+
+EVIDENCE_FEATURES = (
+    "best",  # the best sentence's probability, as a logit
+    "margin",  # best logit minus the second best's
+    "dense",  # the best dense similarity of any candidate sentence
+    "known_terms",  # share of the question's terms that occur anywhere in the corpus
+    "unknown_names",  # the question names something no article mentions (0/1)
+    "best_coverage",  # idf-weighted share of question terms in the best sentence's article
+)
+
+
+@dataclass(frozen=True)
+class SentenceTable:
+    """Features of every candidate sentence (rows of ``candidates.corpus.sentences``)."""
+
+    values: np.ndarray  # (sentences, len(SENTENCE_FEATURES))
+    dense: np.ndarray
+    term_coverage: float  # share of the question's terms known to the corpus
+    unknown_names: bool
+    article_coverage: dict[str, float]  # idf-weighted, per article
+
+
+def sentence_features(
+    candidates: Candidates, question: Question, vector: np.ndarray, terms: list[str]
+) -> SentenceTable:
+    corpus = candidates.corpus
+    n = len(corpus.sentences.ids)
+    if n == 0:
+        return SentenceTable(np.zeros((0, len(SENTENCE_FEATURES))), np.zeros(0), 0.0, False, {})
+    lexical = corpus.sentence_lexical
+    unique_terms = list(dict.fromkeys(terms))
+    idf = lexical.index.idf(unique_terms) if lexical.index is not None else {}
+    dense = corpus.sentences.embeddings @ vector
+    context = (corpus.chunks.embeddings @ vector)[corpus.sentence_chunk_row]
+    bm25 = lexical.scores(unique_terms)
+    bm25 = bm25 / bm25.max() if bm25.max() > 0 else bm25
+    sentence_terms = [set(t) for t in lexical.texts_terms]
+    coverage, idf_coverage = _coverage(sentence_terms, unique_terms, idf)
+    docs = corpus.sentence_doc
+    article_terms = _per_article(docs, sentence_terms)
+    article_cov = {
+        doc: _coverage([held], unique_terms, idf)[1][0] for doc, held in article_terms.items()
+    }
+    rank = candidates.article_rank
+    position = corpus.sentence_position
+    answer_type = np.asarray(
+        [holds_answer_type(t, question) for t in corpus.sentences.texts], dtype=np.float32
+    )
+    values = np.column_stack(
+        [
+            dense,
+            dense - dense.max(),
+            context,
+            _neighbour_best(dense, docs),
+            bm25,
+            coverage,
+            idf_coverage,
+            [1.0 / (1 + rank.get(d, len(rank))) for d in docs],
+            [article_cov[d] for d in docs],
+            position == 0,
+            1.0 / (1 + position),
+            answer_type,
+            np.full(n, float(question.answer_type != "none")),
+            np.log1p([len(t.split()) for t in corpus.sentences.texts]),
+        ]
+    ).astype(np.float32)
+    known = lexical.known_terms(unique_terms)
+    names = [lexical.terms(name) for name in question.names]
+    return SentenceTable(
+        values=values,
+        dense=dense,
+        term_coverage=len(known) / len(unique_terms) if unique_terms else 0.0,
+        unknown_names=any(t and not lexical.known_terms(t) for t in names),
+        article_coverage=article_cov,
+    )
+
+
+def evidence_features(
+    table: SentenceTable, logits: np.ndarray, best: int, docs: np.ndarray
+) -> np.ndarray:
+    """The question-level features the refusal model weighs (see EVIDENCE_FEATURES)."""
+    ordered = np.sort(logits)[::-1]
+    second = ordered[1] if len(ordered) > 1 else ordered[0] - 5.0
+    return np.asarray(
+        [
+            logits[best],
+            logits[best] - second,
+            float(table.dense.max()),
+            table.term_coverage,
+            float(table.unknown_names),
+            table.article_coverage.get(str(docs[best]), 0.0),
+        ],
+        dtype=np.float32,
+    )
+
+
+def _coverage(
+    sentence_terms: list[set[str]], terms: list[str], idf: dict[str, float]
+) -> tuple[np.ndarray, np.ndarray]:
+    if not terms:
+        zeros = np.zeros(len(sentence_terms), dtype=np.float32)
+        return zeros, zeros
+    total_idf = sum(idf.values()) or 1.0
+    plain = np.asarray([sum(t in held for t in terms) / len(terms) for held in sentence_terms])
+    weighted = np.asarray(
+        [sum(w for t, w in idf.items() if t in held) / total_idf for held in sentence_terms]
+    )
+    return plain.astype(np.float32), weighted.astype(np.float32)
+
+
+def _per_article(docs: np.ndarray, sentence_terms: list[set[str]]) -> dict[str, set[str]]:
+    out: dict[str, set[str]] = {}
+    for doc, held in zip(docs, sentence_terms, strict=True):
+        out.setdefault(str(doc), set()).update(held)
+    return out
+
+
+def _neighbour_best(dense: np.ndarray, docs: np.ndarray) -> np.ndarray:
+    """The better dense similarity of the previous and next sentence of the same article."""
+    before = np.concatenate([[-1.0], dense[:-1]])
+    after = np.concatenate([dense[1:], [-1.0]])
+    same_before = np.concatenate([[False], docs[1:] == docs[:-1]])
+    same_after = np.concatenate([docs[:-1] == docs[1:], [False]])
+    best = np.maximum(np.where(same_before, before, -1.0), np.where(same_after, after, -1.0))
+    return np.where(best > -1.0, best, dense)

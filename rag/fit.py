@@ -1,0 +1,267 @@
+"""Fit the sentence scorer, the refusal model and the composition thresholds: ``make fit``.
+
+    python -m rag.fit [--bbc-corpus DIR] [--bbc-index DIR] [--out rag/data/scorer.json]
+
+Fitted only on the fitting sets: the seeds set (``eval/questions.jsonl`` over ``seeds/``)
+and the fitting half of the BBC archive questions (``eval/bbc/fit.jsonl`` over the
+archive). The held-out half (``eval/bbc/heldout.jsonl``) is never read here.
+
+1. Every candidate sentence of every answerable question is labelled: does it hold a key
+   fact (``must_contain``) of the question, in one of its gold articles? A logistic
+   regression (scikit-learn) of that label on ``rag.features.SENTENCE_FEATURES``.
+2. For every question, answerable or not, the evidence features of the best sentence;
+   a logistic regression of "answerable" on them. The refusal threshold is set so that
+   at most ``FALSE_REFUSALS`` of the fitting half's answerable questions are refused.
+3. The composition thresholds: a grid over (same article, other article) probabilities,
+   maximising the share of key facts quoted with the median answer within budget.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import statistics
+import sys
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+
+from rag.compose import ANSWER_CHAR_BUDGET, select
+from rag.evaluation.metrics import normalize
+from rag.evaluation.runner import Question as EvalQuestion
+from rag.evaluation.runner import load_questions
+from rag.features import (
+    EVIDENCE_FEATURES,
+    SENTENCE_FEATURES,
+    evidence_features,
+    sentence_features,
+)
+from rag.question import Question
+from rag.retrieve import Corpus, gather_candidates
+from rag.scorer import DEFAULT_MODEL, ComposeRules, FittedModel, Logistic, sigmoid
+from rag.settings import REPO_ROOT, Settings, get_settings
+
+log = logging.getLogger("rag.fit")
+
+PAIRS_PER_QUESTION = 40  # other sentences paired with each answering one
+FALSE_REFUSALS = 0.05  # at most this share of answerable fitting questions refused
+GRID = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.01)  # 1.01: never
+
+
+@dataclass
+class Example:
+    """One question's candidates, features and labels."""
+
+    question: EvalQuestion
+    corpus: Corpus
+    values: np.ndarray
+    labels: np.ndarray  # per sentence: holds a key fact in a gold article
+    table: object
+
+
+def collect(questions: list[EvalQuestion], settings: Settings) -> list[Example]:
+    from rag.engine import Engine
+
+    engine = Engine(settings, auto_ingest=False, model=_UNFITTED)
+    examples = []
+    for q in questions:
+        reading = Question.read(q.question)
+        vector = engine.embedding.embed_query(reading.text)
+        terms = engine.analyzer.terms(reading.text)
+        candidates = gather_candidates(
+            engine.store,
+            engine.lexical,
+            vector,
+            terms,
+            pool=max(3 * settings.top_k, settings.candidate_pool),
+            articles=settings.candidate_articles,
+        )
+        corpus = candidates.corpus
+        if not corpus.sentences.ids:
+            continue
+        table = sentence_features(candidates, reading, vector, terms)
+        examples.append(Example(q, corpus, table.values, _labels(q, corpus), table))
+    return examples
+
+
+# Engine needs a scorer to start; fitting uses only its stores, model and analyzer.
+def _zeros(names: tuple[str, ...]) -> Logistic:
+    n = len(names)
+    return Logistic(names, np.zeros(n), np.ones(n), np.zeros(n), 0.0)
+
+
+_UNFITTED = FittedModel(
+    sentence=_zeros(SENTENCE_FEATURES),
+    refusal=_zeros(EVIDENCE_FEATURES),
+    refusal_threshold=0.5,
+    compose=ComposeRules(1.01, 1.01),
+    meta={},
+)
+
+
+def _labels(q: EvalQuestion, corpus: Corpus) -> np.ndarray:
+    gold = set(q.gold_sources)
+    facts = [[normalize(alt) for alt in group] for group in q.must_contain]
+    return np.asarray(
+        [
+            doc in gold and any(alt in normalize(text) for group in facts for alt in group)
+            for doc, text in zip(corpus.sentence_doc, corpus.sentences.texts, strict=True)
+        ],
+        dtype=bool,
+    )
+
+
+def fit_logistic(x: np.ndarray, y: np.ndarray, names: tuple[str, ...]) -> Logistic:
+    from sklearn.linear_model import LogisticRegression
+
+    mean, scale = _standardisation(x)
+    model = LogisticRegression(C=1.0, class_weight="balanced", max_iter=2000)
+    model.fit((x - mean) / scale, y)
+    return Logistic(names, mean, scale, model.coef_[0], float(model.intercept_[0]))
+
+
+def fit_ranker(examples: list[Example], names: tuple[str, ...]) -> Logistic:
+    """Weights that rank a question's answering sentences above its other candidates.
+
+    A logistic regression on pairs (answering minus other sentence of the same
+    question): what matters is which sentence is best for this question, not how
+    sentences compare across questions. A second, one-feature regression then maps the
+    ranking score to a probability, which composition and refusal read.
+    """
+    from sklearn.linear_model import LogisticRegression
+
+    every = np.concatenate([ex.values for ex in examples])
+    mean, scale = _standardisation(every)
+    rng = np.random.default_rng(0)
+    diffs = []
+    for ex in examples:
+        z = (ex.values - mean) / scale
+        pos, neg = np.flatnonzero(ex.labels), np.flatnonzero(~ex.labels)
+        if not len(pos) or not len(neg):
+            continue
+        neg = rng.choice(neg, size=min(len(neg), PAIRS_PER_QUESTION), replace=False)
+        diffs.append((z[pos][:, None, :] - z[neg][None, :, :]).reshape(-1, z.shape[1]))
+    d = np.concatenate(diffs)
+    ranker = LogisticRegression(C=1.0, fit_intercept=False, max_iter=2000)
+    ranker.fit(np.concatenate([d, -d]), np.r_[np.ones(len(d)), np.zeros(len(d))])
+    weights = ranker.coef_[0]
+    scores = ((every - mean) / scale) @ weights
+    labels = np.concatenate([ex.labels for ex in examples])
+    calibration = LogisticRegression(C=1.0, max_iter=2000).fit(scores[:, None], labels)
+    a, b = float(calibration.coef_[0][0]), float(calibration.intercept_[0])
+    return Logistic(names, mean, scale, weights * a, b)
+
+
+def _standardisation(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    scale = x.std(axis=0)
+    scale[scale == 0] = 1.0
+    return x.mean(axis=0), scale
+
+
+def top1_share(examples: list[Example], sentence: Logistic) -> float:
+    """Share of answerable questions whose best-scored sentence holds a key fact."""
+    hits = [ex.labels[int(np.argmax(sentence.logits(ex.values)))] for ex in examples]
+    return float(np.mean(hits)) if hits else 0.0
+
+
+def evidence_matrix(examples: list[Example], sentence: Logistic) -> np.ndarray:
+    rows = []
+    for ex in examples:
+        logits = sentence.logits(ex.values)
+        best = int(np.argmax(logits))
+        rows.append(evidence_features(ex.table, logits, best, ex.corpus.sentence_doc))
+    return np.asarray(rows)
+
+
+def key_fact_score(examples: list[Example], sentence: Logistic, rules: ComposeRules) -> tuple:
+    """(share of key facts quoted, median answer length) on the answerable examples."""
+    found, lengths = [], []
+    for ex in examples:
+        if not ex.question.answerable:
+            continue
+        probs = sigmoid(sentence.logits(ex.values))
+        rows = select(ex.corpus, probs, rules)
+        answer = normalize(" ".join(ex.corpus.sentences.texts[r] for r in rows))
+        groups = ex.question.must_contain
+        found.append(
+            sum(any(normalize(a) in answer for a in g) for g in groups) / max(len(groups), 1)
+        )
+        lengths.append(sum(len(ex.corpus.sentences.texts[r]) for r in rows))
+    return float(np.mean(found)), float(statistics.median(lengths))
+
+
+def fit(examples: list[Example]) -> FittedModel:
+    answerable = [ex for ex in examples if ex.question.answerable]
+    y = np.concatenate([ex.labels for ex in answerable])
+    sentence = fit_ranker(answerable, SENTENCE_FEATURES)
+
+    evidence = evidence_matrix(examples, sentence)
+    is_answerable = np.asarray([ex.question.answerable for ex in examples])
+    refusal = fit_logistic(evidence, is_answerable, EVIDENCE_FEATURES)
+    p = sigmoid(refusal.logits(evidence))
+    threshold = float(np.quantile(p[is_answerable], FALSE_REFUSALS)) - 1e-6
+
+    best_rules, best_score = ComposeRules(1.01, 1.01), (-1.0, 0.0)
+    for same in GRID:
+        for other in GRID:
+            rules = ComposeRules(same, other)
+            recall, median = key_fact_score(examples, sentence, rules)
+            if median <= ANSWER_CHAR_BUDGET and (recall, -median) > (best_score[0], -best_score[1]):
+                best_rules, best_score = rules, (recall, median)
+    refused = p < threshold
+    meta = {
+        "fitted": datetime.now(UTC).isoformat(timespec="seconds"),
+        "questions": len(examples),
+        "sentences": int(len(y)),
+        "positive_sentences": int(y.sum()),
+        "fitting_best_sentence_holds_key_fact": round(top1_share(answerable, sentence), 4),
+        "fitting_key_fact_recall": round(best_score[0], 4),
+        "fitting_median_answer_chars": best_score[1],
+        "fitting_refused_answerable": round(float(refused[is_answerable].mean()), 4),
+        "fitting_refused_unanswerable": round(float(refused[~is_answerable].mean()), 4),
+    }
+    return FittedModel(sentence, refusal, threshold, best_rules, meta)
+
+
+def _index(corpus: Path, index_dir: Path) -> Settings:
+    from rag.ingest import ingest_paths
+
+    settings = get_settings().model_copy(update={"index_dir": index_dir.resolve()})
+    log.warning("indexing %s into %s (only new or changed files)", corpus, index_dir)
+    ingest_paths([corpus], settings, progress=sys.stderr.isatty())
+    return settings
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--bbc-corpus", type=Path, default=REPO_ROOT.parent / "shared/corpora/bbc")
+    parser.add_argument("--bbc-index", type=Path, default=REPO_ROOT / ".fit" / "bbc-index")
+    parser.add_argument("--seeds-index", type=Path, default=REPO_ROOT / ".fit" / "seeds-index")
+    parser.add_argument("--out", type=Path, default=DEFAULT_MODEL)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+
+    sets = [(REPO_ROOT / "eval" / "questions.jsonl", REPO_ROOT / "seeds", args.seeds_index)]
+    if args.bbc_corpus.is_dir():
+        sets.append((REPO_ROOT / "eval" / "bbc" / "fit.jsonl", args.bbc_corpus, args.bbc_index))
+    else:
+        log.warning("no BBC archive at %s: fitting on the seeds set only", args.bbc_corpus)
+    examples: list[Example] = []
+    for questions, corpus, index_dir in sets:
+        settings = _index(corpus, index_dir)
+        examples += collect(load_questions(questions), settings)
+    model = fit(examples)
+    args.out.write_text(_dumps(model), encoding="utf-8")
+    print(f"wrote {args.out}: {model.meta}")
+
+
+def _dumps(model: FittedModel) -> str:
+    import json
+
+    return json.dumps(model.to_dict(), indent=1) + "\n"
+
+
+if __name__ == "__main__":
+    main()

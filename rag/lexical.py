@@ -1,0 +1,412 @@
+"""BM25 over the committed chunks: built at ingest, persisted, memory-mapped, kept in sync.
+
+The index lives on disk beside the Chroma index (or, with a Chroma server, in each
+replica's cache folder) and is opened with ``mmap``: an engine start reads a manifest,
+not the corpus. It records the corpus generation (``store.CorpusVersion``) it was built
+from, so ``sync`` can tell a stale index and bring it up to date from what Chroma holds:
+
+* incrementally, when articles were only added or changed since: only their chunks are
+  tokenized (every article record carries the generation that wrote it);
+* from scratch, when articles were removed since, or nothing usable is on disk.
+
+Either way the BM25 scores are recomputed for the whole corpus (the document frequencies
+of every term move), from token ids kept on disk; tokenizing is the slow part, and it is
+done once per chunk. Each build is written to a new folder and published by an atomic
+rename of ``CURRENT``: readers never see a half-written index.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import tempfile
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from rag.errors import ConfigError
+from rag.settings import Settings
+from rag.store import CorpusVersion, IndexStore, Rows
+
+log = logging.getLogger(__name__)
+
+FORMAT = 1  # bump when the files or the analyzer change: older indexes are rebuilt
+# Question words carry no topic; BM25 should not match "what" or "did".
+QUESTION_WORDS = (
+    "what",
+    "who",
+    "whom",
+    "whose",
+    "how",
+    "which",
+    "when",
+    "where",
+    "why",
+    "did",
+    "does",
+    "do",
+    "done",
+    "say",
+    "said",
+    "says",
+    "tell",
+    "told",
+    "according",
+    "much",
+    "many",
+)
+BM25_K1 = 1.5  # bm25s defaults
+BM25_B = 0.75
+
+
+DEFAULT_SYNONYMS = Path(__file__).parent / "data" / "synonyms.txt"
+
+
+def read_synonyms(path: Path) -> dict[str, str]:
+    """``variant canonical`` pairs, one per line; ``#`` starts a comment."""
+    pairs = {}
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        words = line.split("#", 1)[0].lower().split()
+        if not words:
+            continue
+        if len(words) != 2:
+            raise ValueError(f"{path}:{number}: expected 'variant canonical', got {line!r}")
+        pairs[words[0]] = words[1]
+    return pairs
+
+
+def load_synonyms(settings: Settings) -> dict[str, str]:
+    """The built-in demonym table, plus the user's file (``RAG_SYNONYMS_FILE``)."""
+    pairs = read_synonyms(DEFAULT_SYNONYMS)
+    if settings.synonyms_file is not None:
+        try:
+            pairs |= read_synonyms(settings.synonyms_file)
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            raise ConfigError(f"cannot read the synonyms file: {exc}") from exc
+    return pairs
+
+
+class Analyzer:
+    """Text → BM25 terms: lowercase words, English stop words out, Snowball stems."""
+
+    def __init__(self, synonyms: dict[str, str] | None = None) -> None:
+        """``synonyms`` maps a lowercase word to the spelling it is indexed as."""
+        import bm25s
+        import Stemmer
+
+        # bm25s sets its own logger to DEBUG on import; its chatter would end up in
+        # `rag ask --json` output and server logs.
+        logging.getLogger("bm25s").setLevel(logging.WARNING)
+        self._bm25s = bm25s
+        self._synonyms = synonyms or {}
+        stemmer = Stemmer.Stemmer("english")
+        self._stem = lambda words: stemmer.stemWords([self._synonyms.get(w, w) for w in words])
+        self._stopwords = list(bm25s.stopwords.STOPWORDS_EN) + list(QUESTION_WORDS)
+
+    def terms(self, text: str) -> list[str]:
+        return self.terms_of([text])[0]
+
+    def terms_of(self, texts: list[str]) -> list[list[str]]:
+        tokens = self._bm25s.tokenize(
+            texts,
+            stopwords=self._stopwords,
+            stemmer=self._stem,
+            return_ids=False,
+            show_progress=False,
+        )
+        return [[t for t in doc if t] for doc in tokens]
+
+
+@dataclass
+class _Tokens:
+    """Token ids of every indexed chunk, flat, with the row each chunk starts at."""
+
+    chunk_ids: np.ndarray  # str per row
+    doc_ids: np.ndarray  # str per row
+    ids: np.ndarray  # int32, all rows' token ids one after the other
+    starts: np.ndarray  # int64, len(rows) + 1
+    vocab: dict[str, int]
+
+    def rows(self) -> int:
+        return len(self.chunk_ids)
+
+    def without_docs(self, doc_ids: set[str]) -> _Tokens:
+        keep = ~np.isin(self.doc_ids, list(doc_ids)) if doc_ids else np.ones(self.rows(), bool)
+        lengths = np.diff(self.starts)
+        token_keep = np.repeat(keep, lengths)
+        return _Tokens(
+            self.chunk_ids[keep],
+            self.doc_ids[keep],
+            self.ids[token_keep],
+            np.concatenate([[0], np.cumsum(lengths[keep])]).astype(np.int64),
+            self.vocab,
+        )
+
+    def plus(self, chunk_ids: list[str], doc_ids: list[str], terms: list[list[str]]) -> _Tokens:
+        vocab = self.vocab
+        new_ids = [[vocab.setdefault(t, len(vocab)) for t in row] for row in terms]
+        flat = np.fromiter((i for row in new_ids for i in row), dtype=np.int32)
+        lengths = np.asarray([len(row) for row in new_ids], dtype=np.int64)
+        return _Tokens(
+            np.concatenate([self.chunk_ids, np.asarray(chunk_ids, dtype=str)]),
+            np.concatenate([self.doc_ids, np.asarray(doc_ids, dtype=str)]),
+            np.concatenate([self.ids, flat]),
+            np.concatenate([self.starts, self.starts[-1] + np.cumsum(lengths)]),
+            vocab,
+        )
+
+
+def _empty_tokens() -> _Tokens:
+    return _Tokens(
+        np.asarray([], dtype=str),
+        np.asarray([], dtype=str),
+        np.asarray([], dtype=np.int32),
+        np.zeros(1, dtype=np.int64),
+        {},
+    )
+
+
+class LexicalIndex:
+    """A published, read-only BM25 index; ``sync`` makes new ones."""
+
+    def __init__(self, folder: Path, analyzer: Analyzer) -> None:
+        import bm25s
+
+        manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+        if manifest.get("format") != FORMAT:
+            raise ValueError(f"lexical index format {manifest.get('format')} != {FORMAT}")
+        self.folder = folder
+        self.analyzer = analyzer
+        self.generation: int = int(manifest["generation"])
+        self.fingerprint: str = manifest["fingerprint"]
+        self.chunk_ids = np.load(folder / "chunk_ids.npy", mmap_mode="r")
+        self.doc_ids = np.load(folder / "doc_ids.npy", mmap_mode="r")
+        self._bm25 = bm25s.BM25.load(folder / "bm25", mmap=True, show_progress=False)
+        self._vocab: dict[str, int] = self._bm25.vocab_dict
+        indptr = self._bm25.scores["indptr"]
+        self._df = np.diff(np.asarray(indptr))  # chunks holding each term
+        self.size = len(self.chunk_ids)
+
+    # --- reading ----------------------------------------------------------------------------
+
+    def terms(self, text: str) -> list[str]:
+        return self.analyzer.terms(text)
+
+    def known_terms(self, terms: list[str]) -> list[str]:
+        return [t for t in terms if (i := self._vocab.get(t)) is not None and self._df[i] > 0]
+
+    def top_chunks(
+        self, terms: list[str], n: int, doc_ids: list[str] | None = None
+    ) -> list[tuple[str, float]]:
+        """(chunk id, BM25 score), best first; only chunks that match a term."""
+        known = self.known_terms(terms)
+        if not known or self.size == 0:
+            return []
+        scores = np.asarray(self._bm25.get_scores(known), dtype=np.float32)
+        if doc_ids:
+            scores = np.where(np.isin(self.doc_ids, doc_ids), scores, 0.0)
+        n = min(n, self.size)
+        top = np.argpartition(-scores, n - 1)[:n]
+        top = top[np.argsort(-scores[top], kind="stable")]
+        return [(str(self.chunk_ids[i]), float(scores[i])) for i in top if scores[i] > 0]
+
+    def idf(self, terms: list[str]) -> dict[str, float]:
+        """BM25 (Lucene) inverse document frequency of known terms, over chunks."""
+        out = {}
+        for t in self.known_terms(terms):
+            df = float(self._df[self._vocab[t]])
+            out[t] = float(np.log(1.0 + (self.size - df + 0.5) / (df + 0.5)))
+        return out
+
+    def scores_of(self, texts_terms: list[list[str]], query: list[str]) -> np.ndarray:
+        """BM25 of short texts (sentences) for the query, with the corpus's term weights."""
+        idf = self.idf(query)
+        if not idf or not texts_terms:
+            return np.zeros(len(texts_terms), dtype=np.float32)
+        lengths = np.asarray([len(t) for t in texts_terms], dtype=np.float32)
+        avg = float(lengths.mean()) or 1.0
+        norm = BM25_K1 * (1 - BM25_B + BM25_B * lengths / avg)
+        out = np.zeros(len(texts_terms), dtype=np.float32)
+        for term, weight in idf.items():
+            tf = np.asarray([t.count(term) for t in texts_terms], dtype=np.float32)
+            out += weight * tf * (BM25_K1 + 1) / (tf + norm)
+        return out
+
+
+# --- keeping it in sync with Chroma ----------------------------------------------------------
+
+
+def lexical_dir(store: IndexStore) -> Path:
+    """Where this index's BM25 lives: beside an embedded index, or in the replica's cache."""
+    settings = store.settings
+    if not settings.chroma_url:
+        return settings.index_dir / "lexical" / settings.collection
+    import hashlib
+
+    key = hashlib.sha256(f"{settings.chroma_url}|{settings.collection}".encode()).hexdigest()
+    return settings.cache_dir / "lexical" / key[:16]
+
+
+_sync_lock = threading.Lock()
+
+
+def open_lexical(store: IndexStore, analyzer: Analyzer) -> LexicalIndex | None:
+    """The published index, or None when there is none (or it cannot be read)."""
+    root = lexical_dir(store)
+    try:
+        name = (root / "CURRENT").read_text(encoding="utf-8").strip()
+        return LexicalIndex(root / name, analyzer)
+    except (OSError, ValueError, KeyError) as exc:
+        if (root / "CURRENT").exists():
+            log.warning("lexical index at %s unreadable (%s): it will be rebuilt", root, exc)
+        return None
+
+
+def sync_lexical(
+    store: IndexStore,
+    analyzer: Analyzer,
+    current: LexicalIndex | None = None,
+    version: CorpusVersion | None = None,
+    progress: bool = False,
+) -> LexicalIndex | None:
+    """An index up to date with ``version`` (read from Chroma when not given)."""
+    version = version if version is not None else store.corpus_version()
+    if version is None:
+        return None
+    with _sync_lock:
+        current = current or open_lexical(store, analyzer)
+        if current is not None and current.generation == version.generation:
+            return current
+        # Another process (the ingest, another replica on this machine) may have done it.
+        published = open_lexical(store, analyzer)
+        if published is not None and published.generation == version.generation:
+            return published
+        tokens, since = _reusable_tokens(published, version)
+        tokens = _with_changes(store, analyzer, tokens, since, progress)
+        return _publish(store, analyzer, tokens, version)
+
+
+def _reusable_tokens(published: LexicalIndex | None, version: CorpusVersion) -> tuple[_Tokens, int]:
+    """Token ids worth keeping, and the generation after which articles must be re-read."""
+    if (
+        published is None
+        or published.fingerprint != version.fingerprint
+        or published.generation > version.generation
+        or version.rebuilt_after > published.generation
+    ):
+        return _empty_tokens(), 0
+    folder = published.folder
+    vocab = json.loads((folder / "token_vocab.json").read_text(encoding="utf-8"))
+    return (
+        _Tokens(
+            np.asarray(published.chunk_ids),
+            np.asarray(published.doc_ids),
+            np.load(folder / "token_ids.npy"),
+            np.load(folder / "token_starts.npy"),
+            vocab,
+        ),
+        published.generation,
+    )
+
+
+def _with_changes(
+    store: IndexStore, analyzer: Analyzer, tokens: _Tokens, since: int, progress: bool
+) -> _Tokens:
+    """Re-read the chunks of articles committed after generation ``since``."""
+    where = {"generation": {"$gt": since}} if since else None
+    records = {
+        doc_id: meta["content_hash"]
+        for rows in store.scan(store.documents, include=["metadatas"], where=where)
+        for doc_id, meta in zip(rows.ids, rows.metadatas, strict=True)
+    }
+    if not records:
+        return tokens
+    tokens = tokens.without_docs(set(records))
+    from tqdm import tqdm
+
+    doc_list = sorted(records)
+    bar = tqdm(total=len(doc_list), unit="article", desc="lexical index", disable=not progress)
+    with bar:
+        for i in range(0, len(doc_list), 200):
+            batch = doc_list[i : i + 200]
+            chunks = _committed_chunks(store, batch, records)
+            tokens = tokens.plus(
+                chunks.ids,
+                [m["doc_id"] for m in chunks.metadatas],
+                analyzer.terms_of(chunks.texts),
+            )
+            bar.update(len(batch))
+    return tokens
+
+
+def _committed_chunks(store: IndexStore, doc_ids: list[str], hashes: dict[str, str]) -> Rows:
+    ids, texts, metas = [], [], []
+    for rows in store.scan(
+        store.chunks, include=["documents", "metadatas"], where={"doc_id": {"$in": doc_ids}}
+    ):
+        for cid, text, meta in zip(rows.ids, rows.texts, rows.metadatas, strict=True):
+            if hashes.get(meta["doc_id"]) == meta["content_hash"]:
+                ids.append(cid)
+                texts.append(text)
+                metas.append(meta)
+    return Rows(ids, texts, metas)
+
+
+def _publish(
+    store: IndexStore, analyzer: Analyzer, tokens: _Tokens, version: CorpusVersion
+) -> LexicalIndex:
+    import bm25s
+
+    root = lexical_dir(store)
+    root.mkdir(parents=True, exist_ok=True)
+    folder = Path(tempfile.mkdtemp(prefix=f"gen-{version.generation}-", dir=root))
+    bm25 = bm25s.BM25(k1=BM25_K1, b=BM25_B)
+    rows = [
+        tokens.ids[tokens.starts[i] : tokens.starts[i + 1]].tolist() for i in range(tokens.rows())
+    ]
+    if rows:
+        bm25.scores = bm25.build_index_from_ids(
+            unique_token_ids=list(range(len(tokens.vocab))),
+            corpus_token_ids=rows,
+            show_progress=False,
+        )
+    else:  # an empty corpus: no term matches anything
+        bm25.scores = {
+            "data": np.zeros(0, np.float32),
+            "indices": np.zeros(0, np.int32),
+            "indptr": np.zeros(len(tokens.vocab) + 1, np.int32),
+            "num_docs": 0,
+        }
+    bm25.vocab_dict = tokens.vocab
+    bm25.save(folder / "bm25", show_progress=False)
+    np.save(folder / "chunk_ids.npy", tokens.chunk_ids)
+    np.save(folder / "doc_ids.npy", tokens.doc_ids)
+    np.save(folder / "token_ids.npy", tokens.ids)
+    np.save(folder / "token_starts.npy", tokens.starts)
+    (folder / "token_vocab.json").write_text(json.dumps(tokens.vocab), encoding="utf-8")
+    manifest = {
+        "format": FORMAT,
+        "generation": version.generation,
+        "fingerprint": version.fingerprint,
+        "chunks": tokens.rows(),
+    }
+    (folder / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    pointer = root / f".CURRENT.{os.getpid()}"
+    pointer.write_text(folder.name, encoding="utf-8")
+    os.replace(pointer, root / "CURRENT")
+    _remove_old(root, keep=folder.name)
+    return LexicalIndex(folder, analyzer)
+
+
+def _remove_old(root: Path, keep: str) -> None:
+    """Builds before the previous one. The previous one stays: a reader may have read
+    ``CURRENT`` just before it moved. Open readers keep their memory maps either way."""
+    older = sorted(
+        (p for p in root.glob("gen-*") if p.name != keep), key=lambda p: p.stat().st_mtime
+    )
+    for old in older[:-1]:
+        shutil.rmtree(old, ignore_errors=True)

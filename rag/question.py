@@ -1,0 +1,156 @@
+"""Reading a question: its search terms, and the kind of answer it asks for.
+
+The first stage of the one path (read → retrieve → score → compose). Nothing here knows
+about the index: it looks at the question's own words. The answer types are the classic
+ones of extractive QA, read from the question word ("how many" wants a number, "when" a
+date, "who" a name the question does not already state, "why" a reason); whether a
+sentence holds one is a feature of ``rag.features``, weighed by the fitted scorer.
+"""
+
+from __future__ import annotations
+
+import calendar
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class AnswerType(StrEnum):
+    NONE = "none"
+    NUMBER = "number"
+    DATE = "date"
+    NAME = "name"
+    PLACE = "place"
+    REASON = "reason"
+
+
+# The question word, or a question word and the noun after it, and what they ask for.
+_OPENERS: dict[tuple[str, ...], AnswerType] = {
+    ("how", "many"): AnswerType.NUMBER,
+    ("how", "much"): AnswerType.NUMBER,
+    ("how", "long"): AnswerType.NUMBER,
+    ("how", "old"): AnswerType.NUMBER,
+    ("how", "far"): AnswerType.NUMBER,
+    ("how", "big"): AnswerType.NUMBER,
+    ("how", "large"): AnswerType.NUMBER,
+    ("when",): AnswerType.DATE,
+    ("who",): AnswerType.NAME,
+    ("whom",): AnswerType.NAME,
+    ("whose",): AnswerType.NAME,
+    ("where",): AnswerType.PLACE,
+    ("why",): AnswerType.REASON,
+}
+# "What year…", "which company…": the noun after the question word says the type.
+_NOUNS: dict[str, AnswerType] = {
+    **dict.fromkeys(
+        ("number", "amount", "figure", "percentage", "price", "cost", "sum", "total", "rate"),
+        AnswerType.NUMBER,
+    ),
+    **dict.fromkeys(("year", "date", "day", "month", "time"), AnswerType.DATE),
+    **dict.fromkeys(
+        ("company", "firm", "person", "man", "woman", "team", "club", "player", "group"),
+        AnswerType.NAME,
+    ),
+    **dict.fromkeys(("country", "city", "town", "region", "place"), AnswerType.PLACE),
+}
+MONTHS = frozenset(m.lower() for m in (*calendar.month_name[1:], *calendar.month_abbr[1:]))
+WEEKDAYS = frozenset(d.lower() for d in calendar.day_name)
+POLAR_OPENERS = frozenset(
+    [
+        "is",
+        "are",
+        "was",
+        "were",
+        "do",
+        "does",
+        "did",
+        "has",
+        "have",
+        "had",
+        "can",
+        "could",
+        "will",
+        "would",
+        "should",
+    ]
+)
+_PUNCTUATION = ".,;:!?()[]{}\"'“”‘’"
+
+
+def words(text: str) -> list[str]:
+    """The text's words, without surrounding punctuation (possessive 's dropped)."""
+    out = []
+    for raw in text.split():
+        word = raw.strip(_PUNCTUATION)
+        for suffix in ("'s", "’s"):
+            word = word.removesuffix(suffix)
+        if word:
+            out.append(word)
+    return out
+
+
+@dataclass(frozen=True)
+class Question:
+    text: str
+    answer_type: AnswerType
+    polar: bool  # a yes/no question
+    names: frozenset[str]  # lowercase capitalised words of the question (not its first)
+    words: frozenset[str]  # lowercase words of the question
+
+    @classmethod
+    def read(cls, text: str) -> Question:
+        ws = words(text)
+        lower = [w.lower() for w in ws]
+        return cls(
+            text=text,
+            answer_type=_answer_type(lower),
+            polar=bool(lower) and lower[0] in POLAR_OPENERS,
+            names=frozenset(w.lower() for w in ws[1:] if w[:1].isupper()),
+            words=frozenset(lower),
+        )
+
+
+def _answer_type(lower: list[str]) -> AnswerType:
+    for opener, kind in _OPENERS.items():
+        if tuple(lower[: len(opener)]) == opener:
+            return kind
+    for i, word in enumerate(lower[:-1]):
+        if word in ("what", "which") and lower[i + 1] in _NOUNS:
+            return _NOUNS[lower[i + 1]]
+    return AnswerType.NONE
+
+
+def holds_answer_type(sentence: str, question: Question) -> bool:
+    """Whether the sentence holds something of the asked type the question lacks."""
+    kind = question.answer_type
+    if kind is AnswerType.NONE:
+        return False
+    ws = words(sentence)
+    new = [w for w in ws if w.lower() not in question.words]
+    if kind is AnswerType.NUMBER:
+        return any(any(c.isdigit() for c in w) for w in new)
+    if kind is AnswerType.DATE:
+        return any(
+            w.lower() in MONTHS or w.lower() in WEEKDAYS or (w.isdigit() and len(w) == 4)
+            for w in new
+        )
+    if kind is AnswerType.REASON:
+        return bool({"because", "after", "due", "since", "so", "as"} & {w.lower() for w in ws})
+    # A name or a place: a capitalised word (not the sentence's first, not a month or a
+    # weekday) that the question lacks.
+    return any(
+        w[:1].isupper() and w.lower() not in question.words | MONTHS | WEEKDAYS for w in ws[1:]
+    )
+
+
+# "Kyiv's and Moscow's conditions": the same asked of two sides. Each side is searched
+# for on its own so that the answer quotes both.
+def sides(question: str) -> list[str]:
+    """The two sub-questions of "A's and B's …" or "… A and B each", else none."""
+    ws = question.split()
+    for i in range(1, len(ws) - 1):
+        left, word, right = ws[i - 1], ws[i], ws[i + 1]
+        possessive = left.endswith(("'s", "’s")) and right.endswith(("'s", "’s"))
+        if word == "and" and possessive and left[:1].isupper() and right[:1].isupper():
+            head, tail = " ".join(ws[: i - 1]), " ".join(ws[i + 2 :])
+            return [f"{head} {left} {tail}".strip(), f"{head} {right} {tail}".strip()]
+    return []

@@ -1,0 +1,116 @@
+"""The persisted BM25 index: versioned with the Chroma index, updated, never trusted stale."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from rag.engine import Engine
+from rag.ingest import ingest_paths
+from rag.lexical import Analyzer, lexical_dir, open_lexical
+from rag.store import IndexStore
+from tests.conftest import SEEDS, make_settings
+
+NEW_ARTICLE = (
+    "Harbour board approves Tromsø ferry terminal\n\n"
+    "The Tromsø harbour board approved a new ferry terminal on Tuesday.\n"
+    "The terminal will cost 48 million kroner and open in the spring.\n"
+)
+
+
+def published(settings) -> tuple[int, int]:  # noqa: ANN001
+    """(generation of the published BM25 index, generation of the corpus)."""
+    store = IndexStore(settings)
+    lexical = open_lexical(store, Engine.analyzer_for(settings))
+    version = store.corpus_version()
+    assert lexical is not None and version is not None
+    return lexical.generation, version.generation
+
+
+def test_ingest_publishes_an_index_of_the_committed_chunks(
+    tmp_path: Path, corpus_dir: Path
+) -> None:
+    settings = make_settings(tmp_path / "index")
+    ingest_paths([corpus_dir], settings, progress=False)
+    lexical_generation, corpus_generation = published(settings)
+    assert lexical_generation == corpus_generation
+    store = IndexStore(settings)
+    lexical = open_lexical(store, Engine.analyzer_for(settings))
+    assert lexical.size == store.chunks.count()
+    hits = lexical.top_chunks(lexical.terms("Ramstein air base"), 3)
+    assert hits and hits[0][0].startswith("000_8d93e48187a857e9:")
+
+
+def test_adding_an_article_tokenizes_only_its_chunks(
+    tmp_path: Path, corpus_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = make_settings(tmp_path / "index")
+    ingest_paths([corpus_dir], settings, progress=False)
+    tokenized: list[str] = []
+    real = Analyzer.terms_of
+
+    def counting(self, texts):  # noqa: ANN001, ANN202
+        tokenized.extend(texts)
+        return real(self, texts)
+
+    monkeypatch.setattr(Analyzer, "terms_of", counting)
+    (corpus_dir / "tromso.txt").write_text(NEW_ARTICLE, encoding="utf-8")
+    ingest_paths([corpus_dir], settings, progress=False)
+    assert tokenized and all("Tromsø" in text for text in tokenized)
+    monkeypatch.setattr(Analyzer, "terms_of", real)
+
+    lexical_generation, corpus_generation = published(settings)
+    assert lexical_generation == corpus_generation
+    engine = Engine(settings, auto_ingest=False)
+    answer = engine.ask("How much will the Tromsø ferry terminal cost?")
+    assert answer.citations and answer.citations[0].doc_id == "tromso"
+    assert "48 million kroner" in answer.answer
+
+
+def test_a_pruned_article_leaves_the_index(tmp_path: Path, corpus_dir: Path) -> None:
+    settings = make_settings(tmp_path / "index")
+    ingest_paths([corpus_dir], settings, progress=False)
+    (corpus_dir / "000_8d93e48187a857e9.txt").unlink()
+    ingest_paths([corpus_dir], settings, prune=True, progress=False)
+    store = IndexStore(settings)
+    lexical = open_lexical(store, Engine.analyzer_for(settings))
+    assert lexical.generation == store.corpus_version().generation
+    assert set(lexical.doc_ids) == {"003_042faa28e221901a"}
+    assert lexical.top_chunks(lexical.terms("Ramstein"), 3) == []
+
+
+def test_a_stale_or_broken_index_is_rebuilt_not_trusted(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path / "index")
+    ingest_paths([SEEDS], settings, progress=False)
+    store = IndexStore(settings)
+    root = lexical_dir(store)
+    # Stale: the corpus moved on (as after an ingest by another machine).
+    version = store.write_version(store.corpus_version().fingerprint)
+    engine = Engine(settings, auto_ingest=False)
+    assert engine.lexical.generation == version.generation
+    # Broken: a published folder that cannot be read.
+    current = root / (root / "CURRENT").read_text().strip()
+    (current / "manifest.json").write_text("{not json")
+    store.write_version(version.fingerprint)
+    engine = Engine(settings, auto_ingest=False)
+    assert engine.lexical is not None and engine.lexical.size == store.chunks.count()
+    # Gone: deleted by hand.
+    shutil.rmtree(root)
+    engine = Engine(settings, auto_ingest=False)
+    assert engine.ask("Where did Zelensky meet Lloyd Austin?").citations
+
+
+def test_a_running_engine_picks_up_new_articles(tmp_path: Path, corpus_dir: Path) -> None:
+    settings = make_settings(tmp_path / "index", reload_seconds=0)
+    ingest_paths([corpus_dir], settings, progress=False)
+    engine = Engine(settings, auto_ingest=False)
+    before = engine.version.generation
+    (corpus_dir / "tromso.txt").write_text(NEW_ARTICLE, encoding="utf-8")
+    ingest_paths([corpus_dir], settings, progress=False)  # as another process would
+    engine.refresh(wait=True)
+    assert engine.version.generation > before
+    assert engine.lexical.generation == engine.version.generation
+    answer = engine.ask("How much will the Tromsø ferry terminal cost?")
+    assert answer.citations and answer.citations[0].doc_id == "tromso"

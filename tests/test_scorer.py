@@ -1,0 +1,86 @@
+"""Reading questions, the fitted scorer file, and composing answers."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rag.compose import needs_antecedent
+from rag.errors import ConfigError
+from rag.features import EVIDENCE_FEATURES, SENTENCE_FEATURES
+from rag.question import AnswerType, Question, holds_answer_type, sides
+from rag.scorer import DEFAULT_MODEL, FittedModel
+
+
+@pytest.mark.parametrize(
+    ("question", "kind"),
+    [
+        ("How many jobs will Fiat cut in Turin?", AnswerType.NUMBER),
+        ("How much did the council spend on the harbour?", AnswerType.NUMBER),
+        ("What percentage of voters backed the plan?", AnswerType.NUMBER),
+        ("When did the merger go through?", AnswerType.DATE),
+        ("In what year did the band split?", AnswerType.DATE),
+        ("Who replaced the chief executive?", AnswerType.NAME),
+        ("Which company bought the brewery?", AnswerType.NAME),
+        ("Where will the summit be held?", AnswerType.PLACE),
+        ("Why did the shares fall?", AnswerType.REASON),
+        ("What did Ofcom say about the deal?", AnswerType.NONE),
+    ],
+)
+def test_the_question_word_says_what_is_asked(question: str, kind: AnswerType) -> None:
+    assert Question.read(question).answer_type is kind
+
+
+def test_an_answer_type_counts_only_what_the_question_lacks() -> None:
+    question = Question.read("How many jobs will Fiat cut in 2005?")
+    assert holds_answer_type("Fiat will cut 1,200 jobs at its plant.", question)
+    assert not holds_answer_type("Fiat said cuts would come in 2005.", question)
+    who = Question.read("Who replaced Carly Fiorina at Hewlett-Packard?")
+    assert holds_answer_type("The board named Mark Hurd as chief executive.", who)
+    assert not holds_answer_type("Carly Fiorina left Hewlett-Packard in February.", who)
+
+
+def test_a_question_about_two_sides_is_split() -> None:
+    assert sides("How do Kyiv's and Moscow's conditions for talks compare?") == [
+        "How do Kyiv's conditions for talks compare?",
+        "How do Moscow's conditions for talks compare?",
+    ]
+    assert sides("What did the council and the mayor agree?") == []
+
+
+@pytest.mark.parametrize(
+    ("sentence", "needs"),
+    [
+        ("He said the talks would resume in March.", True),
+        ("“This is a disaster,” she added.", True),
+        ("One of these conditions is the removal of all troops.", True),
+        ("The board said profits rose by 12%.", False),
+        ("Heathrow will expand.", False),
+    ],
+)
+def test_a_sentence_that_points_back_needs_the_one_before(sentence: str, needs: bool) -> None:
+    assert needs_antecedent(sentence) is needs
+
+
+def test_the_shipped_model_matches_the_features() -> None:
+    model = FittedModel.load(DEFAULT_MODEL)
+    assert model.sentence.features == SENTENCE_FEATURES
+    assert model.refusal.features == EVIDENCE_FEATURES
+    assert 0 < model.refusal_threshold < 1
+    assert model.meta["questions"] > 200, "fitted on the seeds and BBC fitting sets"
+    assert np.isfinite(model.sentence.weights).all()
+
+
+def test_a_model_file_for_other_features_is_a_clear_error(tmp_path: Path) -> None:
+    data = json.loads(DEFAULT_MODEL.read_text(encoding="utf-8"))
+    data["sentence"]["features"] = ["dense", "something_else"]
+    path = tmp_path / "scorer.json"
+    path.write_text(json.dumps(data), encoding="utf-8")
+    with pytest.raises(ConfigError, match="make fit"):
+        FittedModel.load(path)
+    path.write_text("{", encoding="utf-8")
+    with pytest.raises(ConfigError, match="cannot read"):
+        FittedModel.load(path)
