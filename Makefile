@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 export GRADIO_ANALYTICS_ENABLED := False
 export ANONYMIZED_TELEMETRY := False
 
-.PHONY: install run serve ingest test test-fast lint eval bench screenshots browser lock clean
+.PHONY: install run serve ingest test test-fast lint eval eval-bbc fit bench bench-archive bench-scale screenshots browser lock clean
 
 install: $(STAMP)  ## create .venv and install the pinned dependencies (idempotent)
 
@@ -44,17 +44,33 @@ lint: install
 eval: install  ## run the eval set on seeds/; writes eval/out/report.json, report.md, *.png
 	$(BIN)/rag eval --corpus seeds --out eval/out
 
-bench: install browser  ## benchmarks: engine (bench/bench_engine.py) and HTTP API (bench/bench_api.py)
+BBC ?= ../shared/corpora/bbc
+eval-bbc: install  ## the BBC questions (fitting and held-out halves) over the whole archive
+	$(BIN)/rag eval --corpus $(BBC) --set eval/bbc/fit.jsonl --set eval/bbc/heldout.jsonl \
+	  --index .fit/bbc-index --out eval/out/bbc --no-baseline
+
+fit: install  ## refit rag/data/scorer.json on the seeds set and the BBC fitting half
+	$(BIN)/python -m rag.fit --bbc-corpus $(BBC) --bbc-index .fit/bbc-index
+
+bench: install browser  ## benchmarks: engine, HTTP API, the BBC archive and 20k/100k articles
 	$(BIN)/python bench/bench_engine.py
 	$(BIN)/python bench/bench_api.py
+	$(BIN)/python bench/archive.py --corpus $(BBC)
+	$(BIN)/python bench/scale.py
+
+bench-archive: install  ## ingest and ask the BBC archive (add SLICE=300 for a quick run)
+	$(BIN)/python bench/archive.py --corpus $(BBC) $(if $(SLICE),--slice $(SLICE))
+
+bench-scale: install  ## start-up, latency and memory at 2k, 20k and 100k articles
+	$(BIN)/python bench/scale.py
 
 screenshots: install browser  ## PNGs of the chat, the article view and the widget into docs/
 	$(BIN)/python -m ui.screenshots --out docs
 
 lock:  ## re-pin dependencies after editing pyproject.toml
 	$(BIN)/python -m pip install --quiet uv
-	$(BIN)/uv pip compile pyproject.toml requirements-build.in --extra test --generate-hashes \
+	$(BIN)/uv pip compile pyproject.toml requirements-build.in --extra test --extra fit --generate-hashes \
 	  --python-version 3.11 --python-platform x86_64-manylinux_2_28 -o requirements.lock
 
 clean:
-	rm -rf $(VENV) .rag-index .pytest_cache eval/out bench/out
+	rm -rf $(VENV) .rag-index .fit .pytest_cache eval/out bench/out

@@ -54,11 +54,14 @@ def select(
     length = len(texts[best])
     best_doc = corpus.sentence_doc[best]
     other_article_added = same_article_added = False
+    top = float(probs[best])
     for row in order[1:]:
-        if len(picked) >= max_quotes or probs[row] < min(rules.same_article, rules.other_article):
+        if len(picked) >= max_quotes or probs[row] < top * min(
+            rules.same_article, rules.other_article
+        ):
             break
         same = corpus.sentence_doc[row] == best_doc
-        wanted = rules.same_article if same else rules.other_article
+        wanted = top * (rules.same_article if same else rules.other_article)
         already = same_article_added if same else other_article_added
         if already or probs[row] < wanted or _repeats(texts, row, picked):
             continue

@@ -21,7 +21,7 @@ from rag.components.embedding import EmbeddingModel, load_embedding
 from rag.compose import compose, refusal_text, select
 from rag.documents import PIPELINE_VERSION
 from rag.errors import BadQuestionError, EmptyIndexError, IndexUnavailableError, RagError
-from rag.features import evidence_features, sentence_features
+from rag.features import SentenceTable, evidence_features, sentence_features
 from rag.lexical import Analyzer, LexicalIndex, load_synonyms, open_lexical, sync_lexical
 from rag.models import Answer, Passage, SourceDocument
 from rag.question import Question, sides
@@ -228,10 +228,10 @@ class Engine:
             confidence=None if evidence is None else round(evidence.answerable, 4),
         )
 
-    def _evidence(
-        self, reading: Question, top_k: int, doc_ids: list[str] | None
-    ) -> Evidence | None:
-        """Candidates for the question, each sentence's probability of answering it."""
+    def candidates(
+        self, reading: Question, top_k: int | None = None, doc_ids: list[str] | None = None
+    ) -> tuple[Candidates, SentenceTable] | None:
+        """Retrieve candidates for a question and describe each sentence (the fit reads this)."""
         vector = self.embedding.embed_query(reading.text)
         terms = self.analyzer.terms(reading.text)
         candidates = gather_candidates(
@@ -239,14 +239,23 @@ class Engine:
             self.lexical,
             vector,
             terms,
-            pool=max(3 * top_k, self.settings.candidate_pool),
+            pool=max(3 * (top_k or self.settings.top_k), self.settings.candidate_pool),
             articles=self.settings.candidate_articles,
             doc_ids=doc_ids,
         )
-        corpus = candidates.corpus
-        if not corpus.sentences.ids:
+        if not candidates.corpus.sentences.ids:
             return None
-        table = sentence_features(candidates, reading, vector, terms)
+        return candidates, sentence_features(candidates, reading, vector, terms)
+
+    def _evidence(
+        self, reading: Question, top_k: int, doc_ids: list[str] | None
+    ) -> Evidence | None:
+        """Candidates for the question, each sentence's probability of answering it."""
+        found = self.candidates(reading, top_k, doc_ids)
+        if found is None:
+            return None
+        candidates, table = found
+        corpus = candidates.corpus
         logits = self.model.sentence.logits(table.values)
         best = int(np.argmax(logits))
         overall = evidence_features(table, logits, best, corpus.sentence_doc)

@@ -31,6 +31,11 @@ SENTENCE_FEATURES = (
     "answer_type",  # holds the asked type of answer (0 when none is asked)
     "asks_type",  # the question asks for a type (lets the model weigh answer_type)
     "length",  # log of its number of words
+    # The same signals relative to the best sentence of its own article: which sentence
+    # of an article answers is decided within the article.
+    "dense_in_article",  # dense minus the best dense in its article
+    "bm25_in_article",  # bm25 minus the best bm25 in its article
+    "coverage_in_article",  # idf_coverage minus the best in its article
 )
 
 EVIDENCE_FEATURES = (
@@ -40,6 +45,8 @@ EVIDENCE_FEATURES = (
     "known_terms",  # share of the question's terms that occur anywhere in the corpus
     "unknown_names",  # the question names something no article mentions (0/1)
     "best_coverage",  # idf-weighted share of question terms in the best sentence's article
+    "best_has_type",  # the best sentence holds the asked type of answer (1 if none asked)
+    "top_has_type",  # one of the three best sentences does (1 if none asked)
 )
 
 
@@ -96,6 +103,9 @@ def sentence_features(
             answer_type,
             np.full(n, float(question.answer_type != "none")),
             np.log1p([len(t.split()) for t in corpus.sentences.texts]),
+            _minus_article_best(dense, docs),
+            _minus_article_best(bm25, docs),
+            _minus_article_best(idf_coverage, docs),
         ]
     ).astype(np.float32)
     known = lexical.known_terms(unique_terms)
@@ -115,6 +125,10 @@ def evidence_features(
     """The question-level features the refusal model weighs (see EVIDENCE_FEATURES)."""
     ordered = np.sort(logits)[::-1]
     second = ordered[1] if len(ordered) > 1 else ordered[0] - 5.0
+    column = SENTENCE_FEATURES.index
+    asks = table.values[best, column("asks_type")] > 0
+    has_type = table.values[:, column("answer_type")]
+    top3 = np.argsort(-logits)[:3]
     return np.asarray(
         [
             logits[best],
@@ -123,6 +137,8 @@ def evidence_features(
             table.term_coverage,
             float(table.unknown_names),
             table.article_coverage.get(str(docs[best]), 0.0),
+            float(has_type[best]) if asks else 1.0,
+            float(has_type[top3].max()) if asks else 1.0,
         ],
         dtype=np.float32,
     )
@@ -147,6 +163,13 @@ def _per_article(docs: np.ndarray, sentence_terms: list[set[str]]) -> dict[str, 
     for doc, held in zip(docs, sentence_terms, strict=True):
         out.setdefault(str(doc), set()).update(held)
     return out
+
+
+def _minus_article_best(values: np.ndarray, docs: np.ndarray) -> np.ndarray:
+    best: dict[str, float] = {}
+    for doc, value in zip(docs, values, strict=True):
+        best[doc] = max(best.get(doc, -np.inf), float(value))
+    return values - np.asarray([best[d] for d in docs], dtype=np.float32)
 
 
 def _neighbour_best(dense: np.ndarray, docs: np.ndarray) -> np.ndarray:

@@ -35,11 +35,11 @@ from rag.evaluation.runner import load_questions
 from rag.features import (
     EVIDENCE_FEATURES,
     SENTENCE_FEATURES,
+    SentenceTable,
     evidence_features,
-    sentence_features,
 )
 from rag.question import Question
-from rag.retrieve import Corpus, gather_candidates
+from rag.retrieve import Corpus
 from rag.scorer import DEFAULT_MODEL, ComposeRules, FittedModel, Logistic, sigmoid
 from rag.settings import REPO_ROOT, Settings, get_settings
 
@@ -47,7 +47,7 @@ log = logging.getLogger("rag.fit")
 
 PAIRS_PER_QUESTION = 40  # other sentences paired with each answering one
 FALSE_REFUSALS = 0.05  # at most this share of answerable fitting questions refused
-GRID = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.01)  # 1.01: never
+GRID = (0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.01)  # share of the best; 1.01: never
 
 
 @dataclass
@@ -58,7 +58,8 @@ class Example:
     corpus: Corpus
     values: np.ndarray
     labels: np.ndarray  # per sentence: holds a key fact in a gold article
-    table: object
+    table: SentenceTable
+    docs: np.ndarray  # article of each sentence
 
 
 def collect(questions: list[EvalQuestion], settings: Settings) -> list[Example]:
@@ -67,22 +68,14 @@ def collect(questions: list[EvalQuestion], settings: Settings) -> list[Example]:
     engine = Engine(settings, auto_ingest=False, model=_UNFITTED)
     examples = []
     for q in questions:
-        reading = Question.read(q.question)
-        vector = engine.embedding.embed_query(reading.text)
-        terms = engine.analyzer.terms(reading.text)
-        candidates = gather_candidates(
-            engine.store,
-            engine.lexical,
-            vector,
-            terms,
-            pool=max(3 * settings.top_k, settings.candidate_pool),
-            articles=settings.candidate_articles,
-        )
-        corpus = candidates.corpus
-        if not corpus.sentences.ids:
+        found = engine.candidates(Question.read(q.question))
+        if found is None:
             continue
-        table = sentence_features(candidates, reading, vector, terms)
-        examples.append(Example(q, corpus, table.values, _labels(q, corpus), table))
+        candidates, table = found
+        corpus = candidates.corpus
+        examples.append(
+            Example(q, corpus, table.values, _labels(q, corpus), table, corpus.sentence_doc)
+        )
     return examples
 
 
@@ -141,7 +134,12 @@ def fit_ranker(examples: list[Example], names: tuple[str, ...]) -> Logistic:
         pos, neg = np.flatnonzero(ex.labels), np.flatnonzero(~ex.labels)
         if not len(pos) or not len(neg):
             continue
-        neg = rng.choice(neg, size=min(len(neg), PAIRS_PER_QUESTION), replace=False)
+        # Every other sentence of an answering article (the hard choice), and a sample of
+        # the rest.
+        gold = np.isin(ex.docs, ex.docs[pos])
+        near, far = neg[gold[neg]], neg[~gold[neg]]
+        far = rng.choice(far, size=min(len(far), PAIRS_PER_QUESTION), replace=False)
+        neg = np.concatenate([near, far])
         diffs.append((z[pos][:, None, :] - z[neg][None, :, :]).reshape(-1, z.shape[1]))
     d = np.concatenate(diffs)
     ranker = LogisticRegression(C=1.0, fit_intercept=False, max_iter=2000)
@@ -225,10 +223,12 @@ def fit(examples: list[Example]) -> FittedModel:
     return FittedModel(sentence, refusal, threshold, best_rules, meta)
 
 
-def _index(corpus: Path, index_dir: Path) -> Settings:
+def _index(corpus: Path, index_dir: Path, collection: str) -> Settings:
     from rag.ingest import ingest_paths
 
-    settings = get_settings().model_copy(update={"index_dir": index_dir.resolve()})
+    settings = get_settings().model_copy(
+        update={"index_dir": index_dir.resolve(), "collection": collection}
+    )
     log.warning("indexing %s into %s (only new or changed files)", corpus, index_dir)
     ingest_paths([corpus], settings, progress=sys.stderr.isatty())
     return settings
@@ -240,6 +240,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--bbc-index", type=Path, default=REPO_ROOT / ".fit" / "bbc-index")
     parser.add_argument("--seeds-index", type=Path, default=REPO_ROOT / ".fit" / "seeds-index")
     parser.add_argument("--out", type=Path, default=DEFAULT_MODEL)
+    parser.add_argument(
+        "--collection",
+        default=f"{get_settings().collection}-eval",
+        help="Collection of the indexes (default: the one `rag eval --index` builds).",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
 
@@ -250,7 +255,7 @@ def main(argv: list[str] | None = None) -> None:
         log.warning("no BBC archive at %s: fitting on the seeds set only", args.bbc_corpus)
     examples: list[Example] = []
     for questions, corpus, index_dir in sets:
-        settings = _index(corpus, index_dir)
+        settings = _index(corpus, index_dir, args.collection)
         examples += collect(load_questions(questions), settings)
     model = fit(examples)
     args.out.write_text(_dumps(model), encoding="utf-8")

@@ -59,10 +59,11 @@ class Logistic:
 
 @dataclass(frozen=True)
 class ComposeRules:
-    """Fitted thresholds of composition (probabilities of a further quote)."""
+    """Fitted thresholds of composition: a further quote's probability, as a share of the
+    best sentence's, above which it is quoted too."""
 
-    same_article: float  # another sentence of the best article is quoted above this
-    other_article: float  # the best sentence of another article is quoted above this
+    same_article: float  # another sentence of the best article
+    other_article: float  # the best sentence of another article
 
 
 @dataclass(frozen=True)

