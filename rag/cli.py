@@ -35,7 +35,10 @@ def fail(exc: RagError) -> typer.Exit:
 def ingest(
     paths: Annotated[
         list[Path] | None,
-        typer.Argument(help="Files or folders of .txt, .md, .html articles. Default: seeds/."),
+        typer.Argument(
+            help="Files or folders of .txt, .md, .html articles, or .jsonl/.ndjson/.csv "
+            "exports (one article per record). Default: seeds/."
+        ),
     ] = None,
     prune: Annotated[
         bool, typer.Option(help="Remove indexed articles whose files are gone.")
@@ -113,9 +116,39 @@ def print_answer(answer) -> None:  # noqa: ANN001 - rag.models.Answer
         out.print("[bold]Sources[/]")
     for c in answer.citations:
         out.print(f"  [bold]\\[{c.n}][/] {escape(c.title)}")
+        if byline := citation_byline(c):
+            out.print(f"      {escape(byline)}")
+        if c.url:
+            out.print(f"      {escape(c.url)}", style="dim")
         out.print(f"      {escape(c.source)}, characters {c.start}–{c.end}", style="dim")
         out.print(f"      “{escape(c.quote)}”", style="italic")
+        if c.also_in:
+            out.print(f"      also in: {escape(', '.join(c.also_in))}", style="dim")
     out.print()
+
+
+def citation_byline(c) -> str:  # noqa: ANN001 - rag.models.Citation
+    """ "Publisher · 6 Nov 2024", either part alone, or "" when neither is known."""
+    from rag.dates import display_date
+
+    return " · ".join(x for x in (c.publisher, display_date(c.published)) if x)
+
+
+@app.command()
+def show(doc_id: Annotated[str, typer.Argument(help="An article id (`rag sources`).")]) -> None:
+    """Print an article's text exactly: citation offsets index into this output."""
+    from rag.errors import BadQuestionError
+    from rag.store import IndexStore
+
+    try:
+        found = IndexStore(get_settings()).document_text(doc_id)
+    except RagError as exc:
+        raise fail(exc) from None
+    if found is None:
+        raise fail(BadQuestionError(f"unknown article id: {doc_id}; `rag sources` lists them"))
+    sys.stdout.flush()
+    sys.stdout.buffer.write(found[1].encode("utf-8"))  # no newline translation, no re-encoding
+    sys.stdout.buffer.flush()
 
 
 @app.command()

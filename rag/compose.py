@@ -121,6 +121,9 @@ def compose(corpus: Corpus, rows: list[int]) -> tuple[str, list[Citation]]:
                 quote=corpus.sentences.texts[r],
                 start=int(meta["start"]),
                 end=int(meta["end"]),
+                published=meta.get("published"),
+                url=meta.get("url"),
+                publisher=meta.get("publisher"),
             )
             citations.append(citation)
             parts.append(f"{_quoted(citation.quote)} [{citation.n}]")

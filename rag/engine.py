@@ -7,13 +7,11 @@ between threads.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import threading
 import time
 import unicodedata
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
@@ -27,7 +25,7 @@ from rag.models import Answer, Passage, SourceDocument
 from rag.question import Question, sides
 from rag.retrieve import Candidates, Corpus, gather_candidates, rank_passages
 from rag.scorer import FittedModel, load_model, sigmoid
-from rag.settings import REPO_ROOT, Settings, get_settings
+from rag.settings import Settings, get_settings
 from rag.store import CorpusVersion, IndexStore
 
 log = logging.getLogger(__name__)
@@ -311,19 +309,12 @@ class Engine:
         return [r.as_source() for _, r in sorted(records.items())]
 
     def document_text(self, doc_id: str) -> tuple[SourceDocument, str]:
-        """An indexed article and its file's text (the text citation offsets index into)."""
-        record = self.store.records_for([doc_id]).get(doc_id)
-        if record is None:
+        """An indexed article and the text its citation offsets index into, from the index
+        (a replica has no files; a file changed since indexing does not matter)."""
+        found = self.store.document_text(doc_id)
+        if found is None:
             raise BadQuestionError(f"unknown article id: {doc_id}")
-        path = Path(record.source)
-        path = path if path.is_absolute() else REPO_ROOT / path
-        try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise RagError(f"cannot read {record.source}: {exc}; run `rag ingest`") from exc
-        if hashlib.sha256(text.encode("utf-8")).hexdigest() != record.content_hash:
-            # Citation offsets point into the indexed version of the file.
-            raise RagError(f"{record.source} changed since it was indexed: run `rag ingest`")
+        record, text = found
         return record.as_source(), text
 
 
@@ -336,6 +327,9 @@ def _passage(corpus: Corpus, row: int, score: float) -> Passage:
         score=round(float(score), 6),
         start=int(meta["start"]),
         end=int(meta["end"]),
+        published=meta.get("published"),
+        url=meta.get("url"),
+        publisher=meta.get("publisher"),
     )
 
 

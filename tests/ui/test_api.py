@@ -66,6 +66,19 @@ def test_citation_quote_is_the_exact_file_span(client: httpx.Client) -> None:
         assert "<h1>" in article
 
 
+def test_article_endpoint_gives_the_text_citations_index_into(client: httpx.Client) -> None:
+    answer = client.post("/api/ask", json={"question": EXAMPLE_QUESTION}).json()
+    for citation in answer["citations"]:
+        assert {"published", "url", "publisher", "also_in"} <= set(citation)
+        article = client.get(f"/api/articles/{citation['doc_id']}")
+        assert article.status_code == 200
+        body = article.json()
+        assert body["doc_id"] == citation["doc_id"] and "published" in body
+        assert body["text"][citation["start"] : citation["end"]] == citation["quote"]
+    missing = client.get("/api/articles/no-such-article")
+    assert missing.status_code == 404 and "unknown article" in missing.json()["detail"]
+
+
 def _repo_path(source: str) -> str:
     from rag.settings import REPO_ROOT
 

@@ -1,0 +1,136 @@
+"""News-aware ingest and answers, on the real files of tests/data/sources: exports, other
+encodings, same-stem files, metadata on every record, chunk and citation; `rag show`."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from rag.engine import Engine
+from rag.ingest import ingest_paths
+from rag.settings import REPO_ROOT, Settings
+from rag.sources import SourceRecord, read_sources
+from rag.store import IndexStore
+from tests.conftest import make_settings
+from tests.test_ask import run_cli
+
+DATA = Path(__file__).parent / "data" / "sources"
+
+
+@pytest.fixture(scope="module")
+def news_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    settings = make_settings(tmp_path_factory.mktemp("news-index"))
+    ingest_paths([DATA], settings, progress=False)
+    return settings
+
+
+@pytest.fixture(scope="module")
+def news_engine(news_settings: Settings) -> Engine:
+    return Engine(news_settings, auto_ingest=False)
+
+
+def expected_records() -> dict[str, SourceRecord]:
+    return {r.doc_id: r for r in read_sources(DATA, REPO_ROOT) if isinstance(r, SourceRecord)}
+
+
+def test_every_source_kind_is_indexed_and_bad_records_reported(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path / "index")
+    report = ingest_paths([DATA], settings, progress=False)
+    records = IndexStore(settings).document_records()
+    expected = expected_records()
+    assert set(records) == set(expected)
+    assert {"windows_1252", "wire-001", "wire-006"} <= set(records)
+    assert len([d for d in records if d.startswith("report-")]) == 2  # same stem, two folders
+    reasons = [f"{path}: {reason}" for path, reason in report.skipped]
+    jsonl = "tests/data/sources/exports/export.jsonl: line "
+    assert f"{jsonl}4: missing text" in reasons
+    assert any(r.startswith(f"{jsonl}3: broken JSON") for r in reasons)
+    assert any("binary file" in r for r in reasons)
+    assert report.files == len(expected)
+    again = ingest_paths([DATA], settings, progress=False)  # idempotent
+    assert (again.added, again.removed, again.embedded_texts) == (0, 0, 0)
+
+
+def test_stored_text_is_the_record_text(news_engine: Engine) -> None:
+    for doc_id, record in expected_records().items():
+        document, text = news_engine.document_text(doc_id)
+        assert text == record.text
+        assert (document.published, document.url, document.publisher) == (
+            record.published,
+            record.url,
+            record.publisher,
+        )
+    _, cp1252 = news_engine.document_text("windows_1252")
+    assert "£" in cp1252 or "’" in cp1252 or "é" in cp1252
+
+
+def test_metadata_in_chunks_and_records(news_settings: Settings) -> None:
+    store = IndexStore(news_settings)
+    record = store.records_for(["wire-001"])["wire-001"]
+    assert record.published == "2024-11-07" and record.source.endswith("export.jsonl#wire-001")
+    chunks = store.chunks.get(where={"doc_id": "wire-001"}, include=["metadatas"])["metadatas"]
+    assert chunks and all(m["published_day"] == 20241107 for m in chunks)
+    assert all(m["published"] == "2024-11-07" for m in chunks)
+    undated = [r for r in store.document_records().values() if r.published is None]
+    assert undated  # unknown dates stay unknown
+    for r in undated:
+        metas = store.chunks.get(where={"doc_id": r.doc_id}, include=["metadatas"])["metadatas"]
+        assert all("published" not in m and "published_day" not in m for m in metas)
+
+
+def test_citations_verbatim_for_every_kind_of_source(news_engine: Engine) -> None:
+    questions = [
+        "What rate did the central bank keep?",
+        "Why will the airport terminal open late?",
+        "How many artefacts did the museum return?",
+    ]
+    seen_kinds = set()
+    for question in questions:
+        answer = news_engine.ask(question)  # a one-sentence record may be refused
+        for c in answer.citations:
+            _, text = news_engine.document_text(c.doc_id)
+            assert text[c.start : c.end] == c.quote
+            seen_kinds.add("export" if "#" in c.source else "file")
+            if "#" in c.source:
+                assert c.source.endswith(f"#{c.doc_id}")
+        for p in answer.passages:
+            _, text = news_engine.document_text(p.doc_id)
+            assert p.start < p.end <= len(text)
+    assert "export" in seen_kinds
+
+
+def test_rag_show_prints_exactly_the_text(news_settings: Settings) -> None:
+    result = run_cli(news_settings, "ask", "--json", "What rate did the central bank keep?")
+    assert result.returncode == 0, result.stderr
+    answer = json.loads(result.stdout)
+    c = answer["citations"][0]
+    assert {"published", "url", "publisher", "also_in"} <= set(c)
+    shown = subprocess_show(news_settings, c["doc_id"])
+    assert shown.returncode == 0 and shown.stderr == b""
+    assert shown.stdout.decode("utf-8")[c["start"] : c["end"]] == c["quote"]
+    cp = subprocess_show(news_settings, "windows_1252")
+    assert cp.stdout.decode("utf-8") == expected_records()["windows_1252"].text
+    missing = run_cli(news_settings, "show", "no-such-article")
+    assert missing.returncode == 2 and "unknown article" in missing.stderr
+    assert "Traceback" not in missing.stderr and missing.stdout == ""
+
+
+def subprocess_show(settings: Settings, doc_id: str) -> subprocess.CompletedProcess[bytes]:
+    """`rag show` as bytes: no newline translation between the command and the test."""
+    env = {
+        **os.environ,
+        "RAG_INDEX_DIR": str(settings.index_dir),
+        "RAG_SEEDS_DIR": str(settings.seeds_dir),
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "rag.cli", "show", doc_id],
+        capture_output=True,
+        env=env,
+        timeout=300,
+        check=False,
+    )
