@@ -80,18 +80,31 @@ def ask(
     doc: Annotated[
         list[str] | None, typer.Option("--doc", help="Only these article ids (repeatable).")
     ] = None,
+    since: Annotated[
+        str | None, typer.Option(help="Only articles published on or after this ISO date.")
+    ] = None,
+    until: Annotated[
+        str | None, typer.Option(help="Only articles published on or before this ISO date.")
+    ] = None,
 ) -> None:
     """Answer questions with verbatim, cited quotes from the articles."""
+    from rag.dates import DateRange
     from rag.engine import Engine
 
     try:
+        dates = DateRange.of(since, until)  # a bad date fails before the model loads
         engine = Engine(get_settings())
     except RagError as exc:
         raise fail(exc) from None
+    if dates is not None:
+        err.print(
+            f"[dim]only articles published {dates.describe()}; "
+            f"articles without a date are left out[/]"
+        )
     failed: RagError | None = None
     for question in questions:
         try:
-            answer = engine.ask(question, top_k=top_k, doc_ids=doc)
+            answer = engine.ask(question, top_k=top_k, doc_ids=doc, since=since, until=until)
         except RagError as exc:
             failed = exc
             err.print(f"[bold red]error:[/] {escape(str(exc))}")

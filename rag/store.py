@@ -336,10 +336,18 @@ class IndexStore:
         )
 
     def nearest(
-        self, collection: Any, embedding: np.ndarray, n: int, doc_ids: list[str] | None = None
+        self,
+        collection: Any,
+        embedding: np.ndarray,
+        n: int,
+        doc_ids: list[str] | None = None,
+        where: dict | None = None,
     ) -> list[tuple[str, float, dict[str, Any]]]:
-        """(row id, cosine similarity, metadata), best first, from Chroma's HNSW index."""
-        where = {"doc_id": {"$in": doc_ids}} if doc_ids else None
+        """(row id, cosine similarity, metadata), best first, from Chroma's HNSW index;
+        ``where``: a further filter on the rows' metadata (a date range)."""
+        filters = [{"doc_id": {"$in": doc_ids}}] if doc_ids else []
+        filters += [where] if where else []
+        where = {"$and": filters} if len(filters) > 1 else (filters[0] if filters else None)
         try:
             got = collection.query(
                 query_embeddings=[embedding.tolist()],

@@ -7,11 +7,13 @@ import json
 import os
 import subprocess
 import sys
+from datetime import date
 from pathlib import Path
 
 import pytest
 
 from rag.engine import Engine
+from rag.errors import BadQuestionError
 from rag.ingest import ingest_paths
 from rag.settings import REPO_ROOT, Settings
 from rag.sources import SourceRecord, read_sources
@@ -20,12 +22,14 @@ from tests.conftest import make_settings
 from tests.test_ask import run_cli
 
 DATA = Path(__file__).parent / "data" / "sources"
+NEWS = Path(__file__).parent / "data" / "news"  # dated reports of one story, one undated
+BRIDGE = "What happened to the Harbour bridge in Port Elling?"
 
 
 @pytest.fixture(scope="module")
 def news_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     settings = make_settings(tmp_path_factory.mktemp("news-index"))
-    ingest_paths([DATA], settings, progress=False)
+    ingest_paths([DATA, NEWS], settings, progress=False)
     return settings
 
 
@@ -134,3 +138,62 @@ def subprocess_show(settings: Settings, doc_id: str) -> subprocess.CompletedProc
         timeout=300,
         check=False,
     )
+
+
+# --- dates -----------------------------------------------------------------------------------
+
+
+def test_date_range_filters_dense_and_lexical_candidates(news_engine: Engine) -> None:
+    answer = news_engine.ask(BRIDGE, since="2024-09-01", until="2024-11-30")
+    assert answer.citations and answer.passages
+    for item in [*answer.citations, *answer.passages]:
+        assert item.published is not None and "2024-09-01" <= item.published <= "2024-11-30"
+    june = news_engine.ask(BRIDGE, since=date(2024, 6, 1), until=date(2024, 6, 30))
+    assert "harbour-2024-06" in {p.doc_id for p in june.passages}
+    assert all("2024-06-01" <= (p.published or "") <= "2024-06-30" for p in june.passages)
+    unfiltered = news_engine.ask("Who wants a cycle lane on the Harbour bridge?")
+    assert "harbour-undated" in {p.doc_id for p in unfiltered.passages}
+    filtered = news_engine.ask("Who wants a cycle lane on the Harbour bridge?", since="2000-01-01")
+    assert "harbour-undated" not in {p.doc_id for p in filtered.passages}  # undated: left out
+
+
+@pytest.mark.parametrize(
+    ("since", "until", "message"),
+    [
+        ("2024-13-01", None, "ISO date"),
+        ("yesterday", None, "ISO date"),
+        (None, "6/11/2024", "ISO"),
+        ("2024-11-02", "2024-11-01", "after"),
+    ],
+)
+def test_bad_dates_are_clear_errors(
+    news_engine: Engine, since: str | None, until: str | None, message: str
+) -> None:
+    with pytest.raises(BadQuestionError, match=message):
+        news_engine.ask(BRIDGE, since=since, until=until)
+
+
+def test_latest_question_prefers_the_newest_article(news_engine: Engine) -> None:
+    answer = news_engine.ask("What is the current state of the Harbour bridge in Port Elling?")
+    assert answer.citations[0].doc_id == "harbour-2024-11"
+    assert answer.citations[0].published == "2024-11-06"
+
+
+def test_change_question_quotes_in_date_order_each_dated(news_engine: Engine) -> None:
+    answer = news_engine.ask("How did the situation of the Harbour bridge in Port Elling change?")
+    dates = [c.published for c in answer.citations]
+    assert len(set(dates)) >= 2 and None not in dates
+    assert dates == sorted(dates)
+    lines = answer.answer.split("\n\n")
+    assert lines[0].startswith("12 Jun 2024:") or lines[0].startswith("20 Sep 2024:")
+    assert all(line[:1].isdigit() for line in lines)
+
+
+def test_cli_dates_and_bylines(news_settings: Settings) -> None:
+    result = run_cli(news_settings, "ask", BRIDGE, "--since", "2024-11-01", "--until", "2024-11-30")
+    assert result.returncode == 0, result.stderr
+    assert "articles without a date are left out" in " ".join(result.stderr.split())
+    assert "Port Elling Herald · 6 Nov 2024" in result.stdout
+    assert "https://herald.example.org/news/lorries-harbour-bridge" in result.stdout
+    bad = run_cli(news_settings, "ask", BRIDGE, "--since", "2024-02-30")
+    assert bad.returncode == 2 and "ISO date" in bad.stderr and "Traceback" not in bad.stderr

@@ -79,6 +79,16 @@ def test_article_endpoint_gives_the_text_citations_index_into(client: httpx.Clie
     assert missing.status_code == 404 and "unknown article" in missing.json()["detail"]
 
 
+def test_ask_date_range(client: httpx.Client) -> None:
+    ok = client.post(
+        "/api/ask", json={"question": EXAMPLE_QUESTION, "since": "2000-01-01", "until": None}
+    )
+    assert ok.status_code == 200  # the seeds have no dates: nothing in range, a refusal
+    assert ok.json()["citations"] == []
+    bad = client.post("/api/ask", json={"question": EXAMPLE_QUESTION, "since": "2024-13-01"})
+    assert bad.status_code == 400 and "ISO date" in bad.json()["detail"]
+
+
 def _repo_path(source: str) -> str:
     from rag.settings import REPO_ROOT
 
