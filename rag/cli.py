@@ -181,7 +181,19 @@ def sources() -> None:
             f"[bold]{doc_id}[/]  {r.chunks} chunks  {r.sentences} sentences  {escape(r.source)}"
         )
         out.print(f"    {escape(r.title)}")
+        if byline := citation_byline(r):
+            out.print(f"    {escape(byline)}" + (f"  {escape(r.url)}" if r.url else ""))
     out.print(f"{len(records)} articles, {sum(r.chunks for r in records.values())} chunks")
+    groups: dict[str, list[str]] = {}
+    for doc_id, r in sorted(records.items()):
+        groups.setdefault(r.group, []).append(doc_id)
+    groups = {g: ids for g, ids in groups.items() if len(ids) > 1}
+    if groups:
+        out.print()
+        out.print(f"[bold]Near duplicates[/] ({len(groups)} groups; answers quote one copy)")
+        for group, ids in sorted(groups.items()):
+            copies = ", ".join(d for d in ids if d != group)
+            out.print(f"  {escape(group)}  copies: {escape(copies)}")
 
 
 @app.command()

@@ -54,6 +54,7 @@ class Document:
     publisher: str | None = None
     suffix: str = ".txt"  # how the text is cleaned
     body_start: int = 0  # where cleaning starts (after front matter)
+    duplicate_of: str | None = None  # set at ingest: the earliest-indexed near duplicate
 
 
 def display_path(path: Path) -> str:

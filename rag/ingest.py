@@ -15,6 +15,7 @@ import contextlib
 import fcntl
 import json
 import logging
+import pickle
 import time
 from collections import deque
 from collections.abc import Iterator
@@ -32,6 +33,7 @@ from rag.documents import (
     document_from_record,
     record_hash,
 )
+from rag.duplicates import DuplicateIndex
 from rag.errors import IndexUnavailableError, RagError
 from rag.retrieve import row_key
 from rag.settings import REPO_ROOT, Settings
@@ -161,6 +163,7 @@ class _Ingestor:
             store.write_version(self.fingerprint)
         self.generation = store.next_generation()
         self._embedding: EmbeddingModel | None = None
+        self.duplicates: DuplicateIndex | None = None
         self.removed_articles = False
 
     @property
@@ -178,9 +181,12 @@ class _Ingestor:
             self._drop_everything(records)
             records = {}
         todo, seen, exports = self._changed_files(paths, records)
+        self.duplicates = load_duplicates(self.store, records) if todo or prune else None
         changed = self._embed_and_store(todo, records)
         if prune:
             changed |= self._prune(records, seen, exports)
+        if changed and self.duplicates is not None:
+            self.duplicates.save(duplicates_path(self.store))
         if changed:
             publish(self.store, self.settings, self.removed_articles, self.progress)
 
@@ -274,6 +280,8 @@ class _Ingestor:
         self.report.embed_seconds += time.perf_counter() - started
         self.report.embedded_texts += len(sentences)
 
+        for doc in docs:  # before the rows: chunks carry the duplicate group
+            doc.duplicate_of = self._duplicate_of(doc, records)
         chunks, at = [], 0
         for doc in docs:
             chunks.append(chunk_rows(doc, sentence_vectors[at : at + len(doc.sentences)]))
@@ -299,9 +307,28 @@ class _Ingestor:
             published=doc.published,
             url=doc.url,
             publisher=doc.publisher,
+            duplicate_of=doc.duplicate_of,
             suffix=doc.suffix,
             body_start=doc.body_start,
         )
+
+    def _duplicate_of(self, doc: Document, records: dict[str, DocumentRecord]) -> str | None:
+        """The earliest-indexed near duplicate of ``doc`` (the root of its group), if any;
+        ``doc`` is added to the duplicate index."""
+        index = self.duplicates
+        assert index is not None
+        matches = [d for d in index.query(doc.clean.text) if d != doc.doc_id]
+        index.add(doc.doc_id, doc.clean.text)
+        if not matches:
+            return None
+        known = self.store.records_for(matches)
+        roots = [(known[d].duplicate_of or d) if d in known else d for d in matches]
+        roots = sorted({r for r in roots if r != doc.doc_id})
+        if not roots:
+            return None
+        generation = {d: r.generation for d, r in self.store.records_for(roots).items()}
+        # Copies in this batch are not committed yet: they come after committed ones.
+        return min(roots, key=lambda r: (generation.get(r, self.generation + 1), r))
 
     def _prune(self, records: dict[str, DocumentRecord], seen: set[str], exports: set[str]) -> bool:
         """Remove articles whose file is gone, and records no longer in an export read."""
@@ -314,6 +341,8 @@ class _Ingestor:
             path = path if path.is_absolute() else REPO_ROOT / path
             if not path.exists() or name in exports:
                 self.store.delete_document(doc_id)
+                if self.duplicates is not None:
+                    self.duplicates.remove(doc_id)
                 self.report.removed += record.chunks
                 self.removed_articles = pruned = True
         return pruned
@@ -325,6 +354,50 @@ class _Ingestor:
         self.removed_articles = True
 
 
+def duplicates_path(store: IndexStore) -> Path:
+    """The near-duplicate index lives beside the BM25 index (derived, rebuildable)."""
+    from rag.lexical import lexical_dir
+
+    return lexical_dir(store) / "duplicates.pkl"
+
+
+def load_duplicates(store: IndexStore, records: dict[str, DocumentRecord]) -> DuplicateIndex:
+    """The saved index when it covers exactly the committed articles; else rebuilt from the
+    texts stored in Chroma (a replica, a crash between commit and save, an old index)."""
+    path = duplicates_path(store)
+    try:
+        index = DuplicateIndex.load(path)
+        if set(index.doc_ids()) == set(records):
+            return index
+    except (OSError, ValueError, EOFError, pickle.UnpicklingError) as exc:
+        if path.exists():
+            log.warning("duplicate index at %s unreadable (%s): rebuilding it", path, exc)
+    return rebuild_duplicates(store)
+
+
+def rebuild_duplicates(store: IndexStore) -> DuplicateIndex:
+    """A duplicate index of every committed article, from the texts stored in Chroma."""
+    from rag.sources import SourceRecord, clean_record
+
+    index = DuplicateIndex()
+    for rows in store.scan(store.documents, include=["documents", "metadatas"]):
+        for doc_id, text, meta in zip(rows.ids, rows.texts, rows.metadatas, strict=True):
+            record = SourceRecord(
+                doc_id=doc_id,
+                text=text,
+                source=meta["source"],
+                suffix=meta.get("suffix", ".txt"),
+                title=None,
+                published=None,
+                url=None,
+                publisher=None,
+                path=Path(meta["source"]),
+                body_start=int(meta.get("body_start", 0)),
+            )
+            index.add(doc_id, clean_record(record).text)
+    return index
+
+
 def _base_metadata(doc: Document) -> dict[str, str | int]:
     """What every chunk row carries. Chroma metadata cannot hold None: unknown values
     are left out; ``published_day`` (YYYYMMDD) is what date filters compare."""
@@ -334,7 +407,7 @@ def _base_metadata(doc: Document) -> dict[str, str | int]:
         "source": doc.source,
         "content_hash": doc.content_hash,
     }
-    for key in ("published", "url", "publisher"):
+    for key in ("published", "url", "publisher", "duplicate_of"):
         if value := getattr(doc, key):
             meta[key] = value
     if (day := day_number(doc.published)) is not None:

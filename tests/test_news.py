@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from datetime import date
@@ -14,7 +15,7 @@ import pytest
 
 from rag.engine import Engine
 from rag.errors import BadQuestionError
-from rag.ingest import ingest_paths
+from rag.ingest import duplicates_path, ingest_paths, rebuild_duplicates
 from rag.settings import REPO_ROOT, Settings
 from rag.sources import SourceRecord, read_sources
 from rag.store import IndexStore
@@ -197,3 +198,49 @@ def test_cli_dates_and_bylines(news_settings: Settings) -> None:
     assert "https://herald.example.org/news/lorries-harbour-bridge" in result.stdout
     bad = run_cli(news_settings, "ask", BRIDGE, "--since", "2024-02-30")
     assert bad.returncode == 2 and "ISO date" in bad.stderr and "Traceback" not in bad.stderr
+
+
+# --- near duplicates ---------------------------------------------------------------------------
+
+
+def test_duplicates_are_recorded_and_quoted_once(news_settings: Settings) -> None:
+    store = IndexStore(news_settings)
+    records = store.records_for(["wire_original", "wire_syndicated", "drought_followup"])
+    assert records["wire_syndicated"].duplicate_of == "wire_original"
+    assert records["wire_original"].duplicate_of is None
+    assert records["drought_followup"].duplicate_of is None
+    assert duplicates_path(store).exists()
+    engine = Engine(news_settings, auto_ingest=False)
+    answer = engine.ask("Why will water companies ban garden hoses?")
+    assert answer.citations
+    quotes = [c.quote for c in answer.citations]
+    assert len(quotes) == len(set(quotes))
+    cited = {c.doc_id for c in answer.citations}
+    assert not {"wire_original", "wire_syndicated"} <= cited  # one copy quoted
+    copy = next(c for c in answer.citations if c.doc_id in {"wire_original", "wire_syndicated"})
+    assert copy.also_in == sorted({"wire_original", "wire_syndicated"} - {copy.doc_id})
+    assert f"also in: {copy.also_in[0]}" in answer.answer
+
+
+def test_rag_sources_shows_duplicate_groups(news_settings: Settings) -> None:
+    result = run_cli(news_settings, "sources")
+    assert result.returncode == 0, result.stderr
+    assert "Near duplicates" in result.stdout
+    assert "wire_original  copies: wire_syndicated" in result.stdout
+    assert "Port Elling Herald · 6 Nov 2024" in result.stdout
+
+
+def test_a_later_copy_is_found_even_without_the_saved_index(tmp_path: Path) -> None:
+    folder = tmp_path / "wire"
+    folder.mkdir()
+    source = DATA / "duplicates"
+    shutil.copy(source / "wire_original.txt", folder / "zz_first.txt")
+    settings = make_settings(tmp_path / "index")
+    ingest_paths([folder], settings, progress=False)
+    store = IndexStore(settings)
+    duplicates_path(store).unlink()  # a replica's cache, or a crash before the save
+    shutil.copy(source / "wire_syndicated.txt", folder / "aa_second.txt")
+    ingest_paths([folder], settings, progress=False)
+    records = store.document_records()
+    assert records["aa_second"].duplicate_of == "zz_first"  # earliest indexed, not first id
+    assert set(rebuild_duplicates(store).doc_ids()) == {"zz_first", "aa_second"}
