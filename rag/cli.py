@@ -35,7 +35,10 @@ def fail(exc: RagError) -> typer.Exit:
 def ingest(
     paths: Annotated[
         list[Path] | None,
-        typer.Argument(help="Files or folders of .txt, .md, .html articles. Default: seeds/."),
+        typer.Argument(
+            help="Files or folders of .txt, .md, .html articles, or .jsonl/.ndjson/.csv "
+            "exports (one article per record). Default: seeds/."
+        ),
     ] = None,
     prune: Annotated[
         bool, typer.Option(help="Remove indexed articles whose files are gone.")
@@ -77,18 +80,31 @@ def ask(
     doc: Annotated[
         list[str] | None, typer.Option("--doc", help="Only these article ids (repeatable).")
     ] = None,
+    since: Annotated[
+        str | None, typer.Option(help="Only articles published on or after this ISO date.")
+    ] = None,
+    until: Annotated[
+        str | None, typer.Option(help="Only articles published on or before this ISO date.")
+    ] = None,
 ) -> None:
     """Answer questions with verbatim, cited quotes from the articles."""
+    from rag.dates import DateRange
     from rag.engine import Engine
 
     try:
+        dates = DateRange.of(since, until)  # a bad date fails before the model loads
         engine = Engine(get_settings())
     except RagError as exc:
         raise fail(exc) from None
+    if dates is not None:
+        err.print(
+            f"[dim]only articles published {dates.describe()}; "
+            f"articles without a date are left out[/]"
+        )
     failed: RagError | None = None
     for question in questions:
         try:
-            answer = engine.ask(question, top_k=top_k, doc_ids=doc)
+            answer = engine.ask(question, top_k=top_k, doc_ids=doc, since=since, until=until)
         except RagError as exc:
             failed = exc
             err.print(f"[bold red]error:[/] {escape(str(exc))}")
@@ -113,9 +129,39 @@ def print_answer(answer) -> None:  # noqa: ANN001 - rag.models.Answer
         out.print("[bold]Sources[/]")
     for c in answer.citations:
         out.print(f"  [bold]\\[{c.n}][/] {escape(c.title)}")
+        if byline := citation_byline(c):
+            out.print(f"      {escape(byline)}")
+        if c.url:
+            out.print(f"      {escape(c.url)}", style="dim")
         out.print(f"      {escape(c.source)}, characters {c.start}–{c.end}", style="dim")
         out.print(f"      “{escape(c.quote)}”", style="italic")
+        if c.also_in:
+            out.print(f"      also in: {escape(', '.join(c.also_in))}", style="dim")
     out.print()
+
+
+def citation_byline(c) -> str:  # noqa: ANN001 - rag.models.Citation
+    """ "Publisher · 6 Nov 2024", either part alone, or "" when neither is known."""
+    from rag.dates import display_date
+
+    return " · ".join(x for x in (c.publisher, display_date(c.published)) if x)
+
+
+@app.command()
+def show(doc_id: Annotated[str, typer.Argument(help="An article id (`rag sources`).")]) -> None:
+    """Print an article's text exactly: citation offsets index into this output."""
+    from rag.errors import BadQuestionError
+    from rag.store import IndexStore
+
+    try:
+        found = IndexStore(get_settings()).document_text(doc_id)
+    except RagError as exc:
+        raise fail(exc) from None
+    if found is None:
+        raise fail(BadQuestionError(f"unknown article id: {doc_id}; `rag sources` lists them"))
+    sys.stdout.flush()
+    sys.stdout.buffer.write(found[1].encode("utf-8"))  # no newline translation, no re-encoding
+    sys.stdout.buffer.flush()
 
 
 @app.command()
@@ -135,7 +181,19 @@ def sources() -> None:
             f"[bold]{doc_id}[/]  {r.chunks} chunks  {r.sentences} sentences  {escape(r.source)}"
         )
         out.print(f"    {escape(r.title)}")
+        if byline := citation_byline(r):
+            out.print(f"    {escape(byline)}" + (f"  {escape(r.url)}" if r.url else ""))
     out.print(f"{len(records)} articles, {sum(r.chunks for r in records.values())} chunks")
+    groups: dict[str, list[str]] = {}
+    for doc_id, r in sorted(records.items()):
+        groups.setdefault(r.group, []).append(doc_id)
+    groups = {g: ids for g, ids in groups.items() if len(ids) > 1}
+    if groups:
+        out.print()
+        out.print(f"[bold]Near duplicates[/] ({len(groups)} groups; answers quote one copy)")
+        for group, ids in sorted(groups.items()):
+            copies = ", ".join(d for d in ids if d != group)
+            out.print(f"  {escape(group)}  copies: {escape(copies)}")
 
 
 @app.command()

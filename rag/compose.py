@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from rag.dates import display_date
 from rag.models import Citation
 from rag.retrieve import Corpus
 from rag.scorer import ComposeRules
@@ -45,25 +46,31 @@ def select(
     rules: ComposeRules,
     max_quotes: int = 3,
     required: list[int] | None = None,
+    other_articles: int = 1,
 ) -> list[int]:
-    """Sentence rows to quote, best first. ``required``: rows that must be quoted too."""
+    """Sentence rows to quote, best first. ``required``: rows that must be quoted too.
+    ``other_articles``: how many articles besides the best one may be quoted (more for
+    "how did X change" questions). A sentence is never quoted twice, nor one from a
+    near-duplicate copy of an article already quoted."""
     order = [int(i) for i in np.argsort(-probs, kind="stable")]
     best = order[0]
     picked = [best]
     texts = corpus.sentences.texts
     length = len(texts[best])
     best_doc = corpus.sentence_doc[best]
-    other_article_added = same_article_added = False
+    others_added: set[str] = set()
+    same_article_added = False
     top = float(probs[best])
     for row in order[1:]:
         if len(picked) >= max_quotes or probs[row] < top * min(
             rules.same_article, rules.other_article
         ):
             break
-        same = corpus.sentence_doc[row] == best_doc
+        doc = str(corpus.sentence_doc[row])
+        same = doc == best_doc
         wanted = top * (rules.same_article if same else rules.other_article)
-        already = same_article_added if same else other_article_added
-        if already or probs[row] < wanted or _repeats(texts, row, picked):
+        already = same_article_added if same else len(others_added) >= other_articles
+        if already or probs[row] < wanted or _repeats(corpus, row, picked):
             continue
         if length + len(texts[row]) > ANSWER_CHAR_BUDGET:
             continue
@@ -72,16 +79,39 @@ def select(
         if same:
             same_article_added = True
         else:
-            other_article_added = True
+            others_added.add(doc)
     for row in required or []:
-        if row not in picked and not _repeats(texts, row, picked):
+        if row not in picked and not _repeats(corpus, row, picked):
             picked.append(row)
     return _with_antecedents(corpus, picked)
 
 
-def _repeats(texts: list[str], row: int, picked: list[int]) -> bool:
-    """The same sentence already quoted (from a copy of the same story)."""
-    return any(texts[p] == texts[row] for p in picked)
+def timeline(corpus: Corpus, probs: np.ndarray, floor: float, max_quotes: int) -> list[int]:
+    """For "how did X change" questions: the best sentence (not a headline) of each of the
+    likeliest dated articles, up to ``max_quotes``; [] when fewer than two are dated."""
+    best_of: dict[str, int] = {}
+    for row in np.argsort(-probs, kind="stable"):
+        row = int(row)
+        doc = str(corpus.sentence_doc[row])
+        meta = corpus.sentences.metadatas[row]
+        if doc in best_of or not meta.get("published") or corpus.sentence_position[row] == 0:
+            continue
+        if probs[row] < floor or _repeats(corpus, row, list(best_of.values())):
+            continue
+        best_of[doc] = row
+        if len(best_of) >= max_quotes:
+            break
+    return list(best_of.values()) if len(best_of) >= 2 else []
+
+
+def _repeats(corpus: Corpus, row: int, picked: list[int]) -> bool:
+    """The same sentence already quoted (from a copy of the same story), or a sentence of
+    another article that is a near duplicate of one already quoted."""
+    texts, docs, groups = corpus.sentences.texts, corpus.sentence_doc, corpus.sentence_group
+    return any(
+        texts[p] == texts[row] or (docs[p] != docs[row] and groups[p] == groups[row])
+        for p in picked
+    )
 
 
 def needs_antecedent(text: str) -> bool:
@@ -106,9 +136,25 @@ def _with_antecedents(corpus: Corpus, picked: list[int]) -> list[int]:
     return out
 
 
-def compose(corpus: Corpus, rows: list[int]) -> tuple[str, list[Citation]]:
-    """Group the chosen sentences by article (best article first), in text order."""
+def compose(
+    corpus: Corpus,
+    rows: list[int],
+    by_date: bool = False,
+    copies: dict[str, list[str]] | None = None,
+) -> tuple[str, list[Citation]]:
+    """Group the chosen sentences by article (best article first), in text order.
+
+    ``by_date``: articles in date order (undated last), each line dated ("how did X
+    change" questions). ``copies``: doc id -> its near-duplicate copies ("also in: …").
+    """
+    copies = copies or {}
     doc_order = list(dict.fromkeys(str(corpus.sentence_doc[r]) for r in rows))
+    if by_date:
+        first_meta = {
+            d: corpus.sentences.metadatas[next(r for r in rows if corpus.sentence_doc[r] == d)]
+            for d in doc_order
+        }
+        doc_order.sort(key=lambda d: first_meta[d].get("published") or "9999")
     citations: list[Citation] = []
     lines: list[str] = []
     for doc in doc_order:
@@ -124,10 +170,20 @@ def compose(corpus: Corpus, rows: list[int]) -> tuple[str, list[Citation]]:
                 quote=corpus.sentences.texts[r],
                 start=int(meta["start"]),
                 end=int(meta["end"]),
+                published=meta.get("published"),
+                url=meta.get("url"),
+                publisher=meta.get("publisher"),
+                also_in=copies.get(doc, []),
             )
             citations.append(citation)
             parts.append(f"{_quoted(citation.quote)} [{citation.n}]")
-        lines.append(" ".join(parts))
+        line = " ".join(parts)
+        if by_date:
+            when = display_date(citations[-1].published) or "Undated"
+            line = f"{when}: {line}"
+        if copies.get(doc):
+            line += f" (also in: {', '.join(copies[doc])})"
+        lines.append(line)
     return "\n\n".join(lines), citations
 
 

@@ -12,13 +12,17 @@ import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from rag.clean import NOT_IN_SOURCE, CleanText, clean
+from rag.clean import NOT_IN_SOURCE, CleanText
 from rag.settings import REPO_ROOT
+
+if TYPE_CHECKING:
+    from rag.sources import SourceRecord
 
 SUPPORTED_SUFFIXES = {".txt", ".md", ".markdown", ".html", ".htm"}
 # Bump when cleaning, chunking or sentence splitting changes, so re-ingest rebuilds.
-PIPELINE_VERSION = "3"
+PIPELINE_VERSION = "4"  # 4: sources (exports, encodings), metadata, duplicates
 MAX_FILE_BYTES = 20 * 1024 * 1024
 
 
@@ -44,6 +48,13 @@ class Document:
     chunks: list[Span] = field(default_factory=list, repr=False)
     sentences: list[tuple[Span, int]] = field(default_factory=list, repr=False)  # (span, chunk)
     paragraphs: list[int] = field(default_factory=list, repr=False)  # per sentence
+    text: str = field(default="", repr=False)  # the text citation offsets index into
+    published: str | None = None  # ISO date YYYY-MM-DD
+    url: str | None = None
+    publisher: str | None = None
+    suffix: str = ".txt"  # how the text is cleaned
+    body_start: int = 0  # where cleaning starts (after front matter)
+    duplicate_of: str | None = None  # set at ingest: the earliest-indexed near duplicate
 
 
 def display_path(path: Path) -> str:
@@ -77,18 +88,47 @@ def read_source(path: Path) -> str:
 def load_document(
     path: Path, chunk_size: int, chunk_overlap: int, source: str | None = None
 ) -> Document:
-    """``source`` is the file's text when the caller has already read it."""
-    source = read_source(path) if source is None else source
-    cleaned = clean(source, path.suffix)
+    """A file's document (``source``: its text when the caller has already read it)."""
+    from rag.sources import SourceRecord, read_file
+
+    record = read_file(path, REPO_ROOT, path.stem)
+    if not isinstance(record, SourceRecord):
+        raise UnreadableFileError(record.reason)
+    if source is not None and source != record.text:
+        from dataclasses import replace
+
+        record = replace(record, text=source)
+    return document_from_record(record, chunk_size, chunk_overlap)
+
+
+def record_hash(record: SourceRecord) -> str:
+    """Changes when the text or the metadata of an article changes."""
+    meta = "\0".join(
+        x or "" for x in (record.title, record.published, record.url, record.publisher)
+    )
+    return hashlib.sha256(f"{record.text}\0{meta}\0{record.suffix}".encode()).hexdigest()
+
+
+def document_from_record(record: SourceRecord, chunk_size: int, chunk_overlap: int) -> Document:
+    """Clean, chunk and split one article (a file or an export record)."""
+    from rag.sources import clean_record
+
+    cleaned = clean_record(record)
     if not cleaned.text.strip():
         raise UnreadableFileError("no article text left after cleaning")
     doc = Document(
-        doc_id=path.stem,
-        title=cleaned.title or path.stem,
-        source=display_path(path),
-        path=path,
-        content_hash=hashlib.sha256(source.encode("utf-8")).hexdigest(),
+        doc_id=record.doc_id,
+        title=cleaned.title or record.doc_id,
+        source=record.source,
+        path=record.path,
+        content_hash=record_hash(record),
         clean=cleaned,
+        text=record.text,
+        published=record.published,
+        url=record.url,
+        publisher=record.publisher,
+        suffix=record.suffix,
+        body_start=record.body_start,
     )
     doc.chunks = chunk_spans(cleaned, chunk_size, chunk_overlap)
     doc.sentences, doc.paragraphs = sentence_spans(cleaned, doc.chunks)

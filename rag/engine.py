@@ -7,18 +7,18 @@ between threads.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import threading
 import time
 import unicodedata
 from dataclasses import dataclass
-from pathlib import Path
+from datetime import date
 
 import numpy as np
 
 from rag.components.embedding import EmbeddingModel, load_embedding
-from rag.compose import compose, refusal_text, select
+from rag.compose import compose, refusal_text, select, timeline
+from rag.dates import DateRange, asks_for_latest, asks_how_it_changed
 from rag.documents import PIPELINE_VERSION
 from rag.errors import BadQuestionError, EmptyIndexError, IndexUnavailableError, RagError
 from rag.features import SentenceTable, evidence_features, sentence_features
@@ -27,7 +27,7 @@ from rag.models import Answer, Passage, SourceDocument
 from rag.question import Question, sides
 from rag.retrieve import Candidates, Corpus, gather_candidates, rank_passages
 from rag.scorer import FittedModel, load_model, sigmoid
-from rag.settings import REPO_ROOT, Settings, get_settings
+from rag.settings import Settings, get_settings
 from rag.store import CorpusVersion, IndexStore
 
 log = logging.getLogger(__name__)
@@ -183,10 +183,15 @@ class Engine:
         top_k: int | None = None,
         doc_ids: list[str] | None = None,
         history: list[dict] | None = None,
+        since: str | date | None = None,
+        until: str | date | None = None,
     ) -> Answer:
+        """``since``/``until``: ISO dates (inclusive); with either, only articles published
+        in the range are searched (articles without a date are left out)."""
         started = time.perf_counter()
         question = self._validate(question)
         doc_ids = self._validate_doc_ids(doc_ids)
+        dates = DateRange.of(since, until)
         top_k = top_k or self.settings.top_k
         if not 1 <= top_k <= 50:
             raise BadQuestionError("top_k must be between 1 and 50")
@@ -199,19 +204,30 @@ class Engine:
 
         # read the question → retrieve candidates → score sentences → compose or refuse
         reading = Question.read(query)
-        evidence = self._evidence(reading, top_k, doc_ids)
+        latest, changed = asks_for_latest(query), asks_how_it_changed(query)
+        evidence = self._evidence(reading, top_k, doc_ids, dates, newest_first=latest)
         retrieved = time.perf_counter()
         if evidence is None or evidence.answerable < self.refusal_threshold:
             text, citations = refusal_text(), []
         else:
-            rows = select(
+            probs = evidence.probs
+            if latest and not changed:
+                probs = prefer_newest(evidence.corpus, probs, self.model.compose.other_article)
+            rows = []
+            if changed:  # a dated quote from each of the likeliest dated articles
+                floor = min(self.model.compose.other_article, float(probs.max()) / 4)
+                rows = timeline(evidence.corpus, probs, floor, self.settings.max_quotes)
+            rows = rows or select(
                 evidence.corpus,
-                evidence.probs,
+                probs,
                 self.model.compose,
                 self.settings.max_quotes,
                 required=evidence.sides,
             )
-            text, citations = compose(evidence.corpus, rows)
+            docs = list(dict.fromkeys(str(evidence.corpus.sentence_doc[r]) for r in rows))
+            text, citations = compose(
+                evidence.corpus, rows, by_date=changed, copies=self._copies(evidence.corpus, docs)
+            )
         done = time.perf_counter()
         return Answer(
             question=question,
@@ -228,8 +244,21 @@ class Engine:
             confidence=None if evidence is None else round(evidence.answerable, 4),
         )
 
+    def _copies(self, corpus: Corpus, docs: list[str]) -> dict[str, list[str]]:
+        """Doc id -> the other articles of its near-duplicate group."""
+        group_of = {
+            str(d): str(g) for d, g in zip(corpus.sentence_doc, corpus.sentence_group, strict=True)
+        }
+        groups = self.store.copies_of(sorted({group_of[d] for d in docs}))
+        return {d: sorted(set(groups.get(group_of[d], [])) - {d}) for d in docs}
+
     def candidates(
-        self, reading: Question, top_k: int | None = None, doc_ids: list[str] | None = None
+        self,
+        reading: Question,
+        top_k: int | None = None,
+        doc_ids: list[str] | None = None,
+        dates: DateRange | None = None,
+        newest_first: bool = False,
     ) -> tuple[Candidates, SentenceTable] | None:
         """Retrieve candidates for a question and describe each sentence (the fit reads this)."""
         vector = self.embedding.embed_query(reading.text)
@@ -242,16 +271,23 @@ class Engine:
             pool=max(3 * (top_k or self.settings.top_k), self.settings.candidate_pool),
             articles=self.settings.candidate_articles,
             doc_ids=doc_ids,
+            dates=dates,
+            newest_first=newest_first,
         )
         if not candidates.corpus.sentences.ids:
             return None
         return candidates, sentence_features(candidates, reading, vector, terms)
 
     def _evidence(
-        self, reading: Question, top_k: int, doc_ids: list[str] | None
+        self,
+        reading: Question,
+        top_k: int,
+        doc_ids: list[str] | None,
+        dates: DateRange | None = None,
+        newest_first: bool = False,
     ) -> Evidence | None:
         """Candidates for the question, each sentence's probability of answering it."""
-        found = self.candidates(reading, top_k, doc_ids)
+        found = self.candidates(reading, top_k, doc_ids, dates, newest_first)
         if found is None:
             return None
         candidates, table = found
@@ -320,20 +356,32 @@ class Engine:
         return [r.as_source() for _, r in sorted(records.items())]
 
     def document_text(self, doc_id: str) -> tuple[SourceDocument, str]:
-        """An indexed article and its file's text (the text citation offsets index into)."""
-        record = self.store.records_for([doc_id]).get(doc_id)
-        if record is None:
+        """An indexed article and the text its citation offsets index into, from the index
+        (a replica has no files; a file changed since indexing does not matter)."""
+        found = self.store.document_text(doc_id)
+        if found is None:
             raise BadQuestionError(f"unknown article id: {doc_id}")
-        path = Path(record.source)
-        path = path if path.is_absolute() else REPO_ROOT / path
-        try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise RagError(f"cannot read {record.source}: {exc}; run `rag ingest`") from exc
-        if hashlib.sha256(text.encode("utf-8")).hexdigest() != record.content_hash:
-            # Citation offsets point into the indexed version of the file.
-            raise RagError(f"{record.source} changed since it was indexed: run `rag ingest`")
+        record, text = found
         return record.as_source(), text
+
+
+def prefer_newest(corpus: Corpus, probs: np.ndarray, likely: float) -> np.ndarray:
+    """For "latest/current/now" questions: the newest dated article whose best sentence
+    is likely enough (``likely``, or half the best probability) leads the answer."""
+    best = float(probs.max())
+    floor = min(likely, best / 2)
+    newest: tuple[str, int] | None = None  # (published, row of its best sentence)
+    for doc in dict.fromkeys(corpus.sentence_doc):
+        rows = np.flatnonzero(corpus.sentence_doc == doc)
+        row = int(rows[np.argmax(probs[rows])])
+        published = corpus.sentences.metadatas[row].get("published")
+        if published and probs[row] >= floor and (newest is None or published > newest[0]):
+            newest = (published, row)
+    if newest is None:
+        return probs
+    out = probs.copy()
+    out[newest[1]] = max(best + 1e-6, out[newest[1]])
+    return out
 
 
 def _passage(corpus: Corpus, row: int, score: float) -> Passage:
@@ -345,6 +393,9 @@ def _passage(corpus: Corpus, row: int, score: float) -> Passage:
         score=round(float(score), 6),
         start=int(meta["start"]),
         end=int(meta["end"]),
+        published=meta.get("published"),
+        url=meta.get("url"),
+        publisher=meta.get("publisher"),
     )
 
 

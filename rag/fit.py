@@ -47,7 +47,8 @@ log = logging.getLogger("rag.fit")
 
 PAIRS_PER_QUESTION = 40  # other sentences paired with each answering one
 FALSE_REFUSALS = 0.05  # at most this share of answerable fitting questions refused
-GRID = (0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.01)  # share of the best; 1.01: never
+# A further quote's probability as a share of the best one's; 1.01: never.
+GRID = (0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.01)
 
 
 @dataclass

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
 import json
 import logging
+import pickle
 import time
 from collections import deque
 from collections.abc import Iterator
@@ -28,16 +28,17 @@ import numpy as np
 
 from rag.documents import (
     PIPELINE_VERSION,
-    SUPPORTED_SUFFIXES,
     Document,
     UnreadableFileError,
-    load_document,
-    read_source,
+    document_from_record,
+    record_hash,
 )
+from rag.duplicates import DuplicateIndex
 from rag.errors import IndexUnavailableError, RagError
 from rag.retrieve import row_key
 from rag.settings import REPO_ROOT, Settings
-from rag.store import DocumentRecord, IndexStore, Rows, pack_vectors
+from rag.sources import SkippedRecord, SourceRecord, read_sources, source_files
+from rag.store import DocumentRecord, IndexStore, Rows, day_number, pack_vectors
 
 if TYPE_CHECKING:
     from rag.components.embedding import EmbeddingModel
@@ -52,18 +53,19 @@ READ_AHEAD = 64
 
 @dataclass
 class IngestReport:
-    files: int = 0
+    files: int = 0  # articles read (a file, or a record of an export)
     added: int = 0  # chunks embedded and stored
     kept: int = 0  # chunks of unchanged documents
     removed: int = 0  # chunks deleted (changed or pruned documents)
-    skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
+    # (path, reason); a bad export record's reason starts with "line N:"
+    skipped: list[tuple[str, str]] = field(default_factory=list)
     seconds: float = 0.0
     embedded_texts: int = 0  # sentences sent to the model
     embed_seconds: float = 0.0
 
     def summary(self) -> str:
         text = (
-            f"{self.files} files, {self.added} chunks added, {self.kept} kept, "
+            f"{self.files} articles, {self.added} chunks added, {self.kept} kept, "
             f"{self.removed} removed in {self.seconds:.2f} s"
         )
         if self.skipped:
@@ -79,23 +81,11 @@ def fingerprint(settings: Settings) -> str:
 
 
 def collect_files(paths: list[Path]) -> list[Path]:
-    """Files to index under ``paths``. A path that does not exist is an error."""
+    """Files to index under ``paths`` (articles and exports). A missing path is an error."""
     missing = [str(p) for p in paths if not p.exists()]
     if missing:
         raise RagError(f"no such file or directory: {', '.join(missing)}")
-    files: list[Path] = []
-    for path in paths:
-        if path.is_dir():
-            files.extend(
-                f
-                for f in sorted(path.rglob("*"))
-                if f.is_file()
-                and f.suffix.lower() in SUPPORTED_SUFFIXES
-                and not any(part.startswith(".") for part in f.relative_to(path).parts)
-            )
-        else:
-            files.append(path)
-    return list(dict.fromkeys(f.resolve() for f in files))
+    return source_files(paths)
 
 
 @contextlib.contextmanager
@@ -129,11 +119,11 @@ def ingest_paths(
     progress: bool = True,
 ) -> IngestReport:
     started = time.perf_counter()
-    files = collect_files(paths)
+    collect_files(paths)  # a missing path fails before anything is written
     report = IngestReport()
     with ingest_lock(settings):
         store = IndexStore(settings)
-        _Ingestor(store, settings, report, progress).run(files, prune)
+        _Ingestor(store, settings, report, progress).run(paths, prune)
     report.seconds = time.perf_counter() - started
     return report
 
@@ -173,6 +163,7 @@ class _Ingestor:
             store.write_version(self.fingerprint)
         self.generation = store.next_generation()
         self._embedding: EmbeddingModel | None = None
+        self.duplicates: DuplicateIndex | None = None
         self.removed_articles = False
 
     @property
@@ -183,64 +174,63 @@ class _Ingestor:
             self._embedding = load_embedding(self.settings)
         return self._embedding
 
-    def run(self, files: list[Path], prune: bool) -> None:
+    def run(self, paths: list[Path], prune: bool) -> None:
         records = self.store.document_records()
         if any(r.backend != self.settings.embedding_backend for r in records.values()):
             log.warning("embedding backend changed: rebuilding the whole index")
             self._drop_everything(records)
             records = {}
-        todo, seen = self._changed_files(files, records)
+        todo, seen, exports = self._changed_files(paths, records)
+        self.duplicates = load_duplicates(self.store, records) if todo or prune else None
         changed = self._embed_and_store(todo, records)
         if prune:
-            changed |= self._prune(records, seen)
+            changed |= self._prune(records, seen, exports)
+        if changed and self.duplicates is not None:
+            self.duplicates.save(duplicates_path(self.store))
         if changed:
             publish(self.store, self.settings, self.removed_articles, self.progress)
 
-    def _skip(self, path: Path, reason: str) -> None:
+    def _skip(self, path: Path | str, reason: str) -> None:
         log.warning("skipped %s: %s", path, reason)
         self.report.skipped.append((str(path), reason))
 
     def _changed_files(
-        self, files: list[Path], records: dict[str, DocumentRecord]
-    ) -> tuple[list[tuple[Path, str]], dict[str, Path]]:
-        """(path, text) of the files to (re-)embed; unchanged ones are counted as kept."""
-        todo: list[tuple[Path, str]] = []
-        seen: dict[str, Path] = {}
-        for path in files:
-            doc_id = path.stem
-            if doc_id in seen:
-                self._skip(path, f"same name as {seen[doc_id]}; document ids must be unique")
+        self, paths: list[Path], records: dict[str, DocumentRecord]
+    ) -> tuple[list[SourceRecord], set[str], set[str]]:
+        """The articles to (re-)embed, the ids of every article read, and the exports read.
+        Unchanged articles are counted as kept; bad files and records as skipped."""
+        todo: list[SourceRecord] = []
+        seen: set[str] = set()
+        exports: set[str] = set()
+        for item in read_sources(paths, REPO_ROOT):
+            if isinstance(item, SkippedRecord):
+                self._skip(item.source, item.reason)
                 continue
-            try:
-                text = read_source(path)
-            except UnreadableFileError as exc:
-                self._skip(path, str(exc))
-                continue
-            seen[doc_id] = path
+            seen.add(item.doc_id)
+            if "#" in item.source:
+                exports.add(item.source.rsplit("#", 1)[0])
             self.report.files += 1
-            content_hash = hashlib.sha256(text.encode("utf-8")).hexdigest()
-            record = records.get(doc_id)
+            record = records.get(item.doc_id)
             if record is not None and (record.content_hash, record.fingerprint) == (
-                content_hash,
+                record_hash(item),
                 self.fingerprint,
             ):
                 self.report.kept += record.chunks
             else:
-                todo.append((path, text))
-        return todo, seen
+                todo.append(item)
+        return todo, seen, exports
 
-    def _documents(self, todo: list[tuple[Path, str]]) -> Iterator[Document | None]:
+    def _documents(self, todo: list[SourceRecord]) -> Iterator[Document | None]:
         """Clean and chunk in a worker thread while the model embeds (it releases the GIL)."""
 
-        def load(item: tuple[Path, str]) -> Document | None:
-            path, text = item
+        def load(item: SourceRecord) -> Document | None:
             try:
-                return load_document(
-                    path, self.settings.chunk_size, self.settings.chunk_overlap, source=text
+                return document_from_record(
+                    item, self.settings.chunk_size, self.settings.chunk_overlap
                 )
             except UnreadableFileError as exc:
                 self.report.files -= 1
-                self._skip(path, str(exc))
+                self._skip(item.source, str(exc))
                 return None
 
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="rag-read") as pool:
@@ -253,7 +243,7 @@ class _Ingestor:
                 yield pending.popleft().result()
 
     def _embed_and_store(
-        self, todo: list[tuple[Path, str]], records: dict[str, DocumentRecord]
+        self, todo: list[SourceRecord], records: dict[str, DocumentRecord]
     ) -> bool:
         if not todo:
             return False
@@ -290,12 +280,14 @@ class _Ingestor:
         self.report.embed_seconds += time.perf_counter() - started
         self.report.embedded_texts += len(sentences)
 
+        for doc in docs:  # before the rows: chunks carry the duplicate group
+            doc.duplicate_of = self._duplicate_of(doc, records)
         chunks, at = [], 0
         for doc in docs:
             chunks.append(chunk_rows(doc, sentence_vectors[at : at + len(doc.sentences)]))
             at += len(doc.sentences)
         self.store.add_rows(self.store.chunks, _concat(chunks))
-        self.store.commit_documents([self._record(doc) for doc in docs])
+        self.store.commit_documents([self._record(doc) for doc in docs], [d.text for d in docs])
         for doc in docs:
             if doc.doc_id in records:  # rows of the version this one replaces
                 self.report.removed += self.store.delete_stale_rows(doc.doc_id, doc.content_hash)
@@ -312,17 +304,45 @@ class _Ingestor:
             sentences=len(doc.sentences),
             chars=len(doc.clean.text),
             generation=self.generation,
+            published=doc.published,
+            url=doc.url,
+            publisher=doc.publisher,
+            duplicate_of=doc.duplicate_of,
+            suffix=doc.suffix,
+            body_start=doc.body_start,
         )
 
-    def _prune(self, records: dict[str, DocumentRecord], seen: dict[str, Path]) -> bool:
+    def _duplicate_of(self, doc: Document, records: dict[str, DocumentRecord]) -> str | None:
+        """The earliest-indexed near duplicate of ``doc`` (the root of its group), if any;
+        ``doc`` is added to the duplicate index."""
+        index = self.duplicates
+        assert index is not None
+        matches = [d for d in index.query(doc.clean.text) if d != doc.doc_id]
+        index.add(doc.doc_id, doc.clean.text)
+        if not matches:
+            return None
+        known = self.store.records_for(matches)
+        roots = [(known[d].duplicate_of or d) if d in known else d for d in matches]
+        roots = sorted({r for r in roots if r != doc.doc_id})
+        if not roots:
+            return None
+        generation = {d: r.generation for d, r in self.store.records_for(roots).items()}
+        # Copies in this batch are not committed yet: they come after committed ones.
+        return min(roots, key=lambda r: (generation.get(r, self.generation + 1), r))
+
+    def _prune(self, records: dict[str, DocumentRecord], seen: set[str], exports: set[str]) -> bool:
+        """Remove articles whose file is gone, and records no longer in an export read."""
         pruned = False
         for doc_id, record in records.items():
             if doc_id in seen:
                 continue
-            path = Path(record.source)
+            name = record.source.rsplit("#", 1)[0] if "#" in record.source else record.source
+            path = Path(name)
             path = path if path.is_absolute() else REPO_ROOT / path
-            if not path.exists():
+            if not path.exists() or name in exports:
                 self.store.delete_document(doc_id)
+                if self.duplicates is not None:
+                    self.duplicates.remove(doc_id)
                 self.report.removed += record.chunks
                 self.removed_articles = pruned = True
         return pruned
@@ -334,13 +354,65 @@ class _Ingestor:
         self.removed_articles = True
 
 
-def _base_metadata(doc: Document) -> dict[str, str]:
-    return {
+def duplicates_path(store: IndexStore) -> Path:
+    """The near-duplicate index lives beside the BM25 index (derived, rebuildable)."""
+    from rag.lexical import lexical_dir
+
+    return lexical_dir(store) / "duplicates.pkl"
+
+
+def load_duplicates(store: IndexStore, records: dict[str, DocumentRecord]) -> DuplicateIndex:
+    """The saved index when it covers exactly the committed articles; else rebuilt from the
+    texts stored in Chroma (a replica, a crash between commit and save, an old index)."""
+    path = duplicates_path(store)
+    try:
+        index = DuplicateIndex.load(path)
+        if set(index.doc_ids()) == set(records):
+            return index
+    except (OSError, ValueError, EOFError, pickle.UnpicklingError) as exc:
+        if path.exists():
+            log.warning("duplicate index at %s unreadable (%s): rebuilding it", path, exc)
+    return rebuild_duplicates(store)
+
+
+def rebuild_duplicates(store: IndexStore) -> DuplicateIndex:
+    """A duplicate index of every committed article, from the texts stored in Chroma."""
+    from rag.sources import SourceRecord, clean_record
+
+    index = DuplicateIndex()
+    for rows in store.scan(store.documents, include=["documents", "metadatas"]):
+        for doc_id, text, meta in zip(rows.ids, rows.texts, rows.metadatas, strict=True):
+            record = SourceRecord(
+                doc_id=doc_id,
+                text=text,
+                source=meta["source"],
+                suffix=meta.get("suffix", ".txt"),
+                title=None,
+                published=None,
+                url=None,
+                publisher=None,
+                path=Path(meta["source"]),
+                body_start=int(meta.get("body_start", 0)),
+            )
+            index.add(doc_id, clean_record(record).text)
+    return index
+
+
+def _base_metadata(doc: Document) -> dict[str, str | int]:
+    """What every chunk row carries. Chroma metadata cannot hold None: unknown values
+    are left out; ``published_day`` (YYYYMMDD) is what date filters compare."""
+    meta: dict[str, str | int] = {
         "doc_id": doc.doc_id,
         "title": doc.title,
         "source": doc.source,
         "content_hash": doc.content_hash,
     }
+    for key in ("published", "url", "publisher", "duplicate_of"):
+        if value := getattr(doc, key):
+            meta[key] = value
+    if (day := day_number(doc.published)) is not None:
+        meta["published_day"] = day
+    return meta
 
 
 def chunk_vectors(doc: Document, sentence_vectors: np.ndarray) -> np.ndarray:

@@ -6,14 +6,18 @@ from dataclasses import asdict, dataclass, field
 
 
 @dataclass(frozen=True)
-class Citation:
+class Citation:  # its JSON (``asdict``) is part of the ``rag ask --json`` contract
     n: int
     doc_id: str
     title: str
-    source: str  # file path, relative to the repo root for files inside it
-    quote: str  # == open(source).read()[start:end]
+    source: str  # file path (relative to the repo root inside it); "<file>#<doc_id>" of exports
+    quote: str  # == `rag show doc_id`[start:end] (== open(source).read()[start:end] for files)
     start: int
     end: int
+    published: str | None = None  # ISO date YYYY-MM-DD, None when unknown
+    url: str | None = None
+    publisher: str | None = None
+    also_in: list[str] = field(default_factory=list)  # near-duplicate copies of the article
 
 
 @dataclass(frozen=True)
@@ -24,6 +28,9 @@ class Passage:
     score: float
     start: int
     end: int
+    published: str | None = None
+    url: str | None = None
+    publisher: str | None = None
 
 
 @dataclass
@@ -61,3 +68,7 @@ class SourceDocument:
     chunks: int
     sentences: int
     chars: int
+    published: str | None = None
+    url: str | None = None
+    publisher: str | None = None
+    duplicate_of: str | None = None

@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 
 from rag.lexical import LexicalIndex
 from rag.store import IndexStore, Rows, unpack_vectors
+
+if TYPE_CHECKING:
+    from rag.dates import DateRange
 
 T = TypeVar("T", int, str)
 RRF_K = 60  # the constant from Cormack et al. (2009); damps the weight of top ranks
@@ -52,6 +55,7 @@ class Corpus:
     sentence_lexical: CandidateLexical
     chunk_position: dict[str, int]  # chunk id -> row
     sentence_doc: np.ndarray  # doc id per sentence row
+    sentence_group: np.ndarray  # per sentence row: the id its article's copies share
     sentence_chunk_row: np.ndarray  # row in chunks of the chunk holding each sentence
     sentence_position: np.ndarray  # index of each sentence within its article
     # True where the next sentence row continues the same paragraph of the same article.
@@ -70,6 +74,9 @@ class Corpus:
             sentence_lexical=CandidateLexical(lexical, sentences.texts),
             chunk_position={cid: i for i, cid in enumerate(chunks.ids)},
             sentence_doc=np.asarray([m["doc_id"] for m in sentences.metadatas], dtype=str),
+            sentence_group=np.asarray(
+                [m.get("group") or m["doc_id"] for m in sentences.metadatas], dtype=str
+            ),
             sentence_position=np.asarray(
                 [int(m["position"]) for m in sentences.metadatas], dtype=int
             ),
@@ -98,10 +105,28 @@ def gather_candidates(
     pool: int,
     articles: int,
     doc_ids: list[str] | None = None,
+    dates: DateRange | None = None,
+    newest_first: bool = False,
 ) -> Candidates:
-    """The best ``articles`` articles for the question, read from Chroma by id."""
-    dense_hits = store.nearest(store.chunks, query_vector, pool, doc_ids)
-    lexical_hits = lexical.top_chunks(terms, pool, doc_ids) if lexical is not None else []
+    """The best ``articles`` articles for the question, read from Chroma by id.
+
+    ``dates``: only articles published in the range (a Chroma ``where`` on the chunks'
+    ``published_day`` for the dense search; BM25 hits filtered by their records' dates).
+    ``newest_first``: the candidate articles are ranked by date, newest first (undated
+    last), keeping the fused order among articles of the same day.
+    """
+    where = dates.where() if dates else None
+    dense_hits = store.nearest(store.chunks, query_vector, pool, doc_ids, where)
+    lexical_hits = []
+    if lexical is not None:
+        lexical_hits = lexical.top_chunks(terms, pool * (4 if dates else 1), doc_ids)
+        if dates:
+            dated = store.records_for(list(dict.fromkeys(_doc_of(c) for c, _ in lexical_hits)))
+            lexical_hits = [
+                (c, s)
+                for c, s in lexical_hits
+                if (r := dated.get(_doc_of(c))) and dates.holds(r.published)
+            ][:pool]
     rankings = [
         [_doc_of(cid) for cid, _, _ in dense_hits],
         [_doc_of(cid) for cid, _ in lexical_hits],
@@ -109,6 +134,10 @@ def gather_candidates(
     best_docs = [doc for doc, _ in fuse(rankings)][:articles]
     records = store.records_for(best_docs)
     docs = [d for d in best_docs if d in records]
+    if dates:
+        docs = [d for d in docs if dates.holds(records[d].published)]
+    if newest_first:
+        docs.sort(key=lambda d: -int((records[d].published or "0").replace("-", "")))
     chunk_ids = []
     for doc in sorted(docs):  # rows in (article, position) order: ties break the same way
         key = row_key(doc, records[doc].content_hash)
@@ -151,6 +180,10 @@ def _sentences(chunks: Rows) -> Rows:
                     "doc_id": meta["doc_id"],
                     "title": meta["title"],
                     "source": meta["source"],
+                    "published": meta.get("published"),
+                    "url": meta.get("url"),
+                    "publisher": meta.get("publisher"),
+                    "group": meta.get("duplicate_of") or meta["doc_id"],
                     "start": start,
                     "end": end,
                     "position": position,

@@ -87,6 +87,22 @@ class DocumentRecord:
     sentences: int
     chars: int
     generation: int = 0  # the corpus generation of the ingest that wrote it
+    published: str | None = None  # ISO date YYYY-MM-DD, None when unknown
+    url: str | None = None
+    publisher: str | None = None
+    duplicate_of: str | None = None  # the earliest-indexed near-duplicate copy
+    suffix: str = ".txt"  # how the text is cleaned (to rebuild the duplicate index)
+    body_start: int = 0
+
+    @property
+    def published_day(self) -> int | None:
+        """The date as YYYYMMDD, what date filters compare."""
+        return day_number(self.published)
+
+    @property
+    def group(self) -> str:
+        """The id shared by an article and its near-duplicate copies."""
+        return self.duplicate_of or self.doc_id
 
     @property
     def backend(self) -> str:
@@ -95,8 +111,22 @@ class DocumentRecord:
 
     def as_source(self) -> SourceDocument:
         return SourceDocument(
-            self.doc_id, self.title, self.source, self.chunks, self.sentences, self.chars
+            self.doc_id,
+            self.title,
+            self.source,
+            self.chunks,
+            self.sentences,
+            self.chars,
+            published=self.published,
+            url=self.url,
+            publisher=self.publisher,
+            duplicate_of=self.duplicate_of,
         )
+
+
+def day_number(published: str | None) -> int | None:
+    """ "2024-11-06" -> 20241106; None for an unknown date."""
+    return int(published.replace("-", "")) if published else None
 
 
 @dataclass
@@ -210,21 +240,40 @@ class IndexStore:
                 out[doc_id] = _record(doc_id, meta)
         return out
 
-    def commit_documents(self, records: list[DocumentRecord]) -> None:
+    def commit_documents(self, records: list[DocumentRecord], texts: list[str]) -> None:
+        """Write article records with their texts (what citation offsets index into)."""
         if not records:
             return
         self.documents.upsert(
             ids=[r.doc_id for r in records],
             embeddings=[_NO_VECTOR] * len(records),
-            metadatas=[
-                {"generation": r.generation, **{k: getattr(r, k) for k in _RECORD_FIELDS}}
-                for r in records
-            ],
-            documents=[r.title for r in records],
+            metadatas=[_record_metadata(r) for r in records],
+            documents=texts,
         )
 
-    def commit_document(self, record: DocumentRecord) -> None:
-        self.commit_documents([record])
+    def update_records(self, records: list[DocumentRecord]) -> None:
+        """Rewrite the metadata of committed records (their texts stay)."""
+        if records:
+            self.documents.update(
+                ids=[r.doc_id for r in records], metadatas=[_record_metadata(r) for r in records]
+            )
+
+    def document_text(self, doc_id: str) -> tuple[DocumentRecord, str] | None:
+        """An article's record and its text, read from Chroma (no file needed)."""
+        got = self.documents.get(ids=[doc_id], include=["documents", "metadatas"])
+        if not got["ids"]:
+            return None
+        return _record(doc_id, got["metadatas"][0]), got["documents"][0]
+
+    def copies_of(self, groups: list[str]) -> dict[str, list[str]]:
+        """Group id -> every article of the group (the original and its copies)."""
+        if not groups:
+            return {}
+        got = self.documents.get(where={"duplicate_of": {"$in": groups}}, include=["metadatas"])
+        out: dict[str, list[str]] = {g: [g] for g in groups}
+        for doc_id, meta in zip(got["ids"], got["metadatas"], strict=True):
+            out.setdefault(meta["duplicate_of"], []).append(doc_id)
+        return out
 
     def delete_document(self, doc_id: str) -> None:
         self.documents.delete(ids=[doc_id])
@@ -287,10 +336,18 @@ class IndexStore:
         )
 
     def nearest(
-        self, collection: Any, embedding: np.ndarray, n: int, doc_ids: list[str] | None = None
+        self,
+        collection: Any,
+        embedding: np.ndarray,
+        n: int,
+        doc_ids: list[str] | None = None,
+        where: dict | None = None,
     ) -> list[tuple[str, float, dict[str, Any]]]:
-        """(row id, cosine similarity, metadata), best first, from Chroma's HNSW index."""
-        where = {"doc_id": {"$in": doc_ids}} if doc_ids else None
+        """(row id, cosine similarity, metadata), best first, from Chroma's HNSW index;
+        ``where``: a further filter on the rows' metadata (a date range)."""
+        filters = [{"doc_id": {"$in": doc_ids}}] if doc_ids else []
+        filters += [where] if where else []
+        where = {"$and": filters} if len(filters) > 1 else (filters[0] if filters else None)
         try:
             got = collection.query(
                 query_embeddings=[embedding.tolist()],
@@ -343,8 +400,26 @@ def _record(doc_id: str, meta: dict[str, Any]) -> DocumentRecord:
         doc_id=doc_id,
         generation=int(meta.get("generation", 0)),
         **{k: meta[k] for k in _RECORD_FIELDS},
+        **{k: meta.get(k) or None for k in _OPTIONAL_FIELDS},
+        suffix=meta.get("suffix", ".txt"),
+        body_start=int(meta.get("body_start", 0)),
     )
+
+
+def _record_metadata(r: DocumentRecord) -> dict[str, Any]:
+    """Chroma metadata cannot hold None: an unknown value is left out."""
+    meta: dict[str, Any] = {
+        "generation": r.generation,
+        "suffix": r.suffix,
+        "body_start": r.body_start,
+        **{k: getattr(r, k) for k in _RECORD_FIELDS},
+        **{k: getattr(r, k) for k in _OPTIONAL_FIELDS if getattr(r, k)},
+    }
+    if r.published_day is not None:
+        meta["published_day"] = r.published_day
+    return meta
 
 
 _VERSION_ID = "corpus-version"
 _RECORD_FIELDS = ("title", "source", "content_hash", "fingerprint", "chunks", "sentences", "chars")
+_OPTIONAL_FIELDS = ("published", "url", "publisher", "duplicate_of")

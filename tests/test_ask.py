@@ -14,8 +14,14 @@ from rag.errors import BadQuestionError
 from tests.conftest import EXAMPLE_QUESTION, read_quote
 
 CONTRACT_KEYS = ["question", "answer", "refused", "citations", "passages", "timings_ms"]
-CITATION_KEYS = ["n", "doc_id", "title", "source", "quote", "start", "end"]
-PASSAGE_KEYS = ["doc_id", "title", "text", "score", "start", "end"]
+CITATION_KEYS = [
+    *["n", "doc_id", "title", "source", "quote", "start", "end"],
+    *["published", "url", "publisher", "also_in"],  # additive: issue 9
+]
+PASSAGE_KEYS = [
+    *["doc_id", "title", "text", "score", "start", "end"],
+    *["published", "url", "publisher"],
+]
 EVAL_SET = Path(__file__).parent.parent / "eval" / "questions.jsonl"
 
 

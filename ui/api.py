@@ -4,6 +4,7 @@ Routes:
     POST /api/ask           the ``rag ask --json`` object for {"question", "history"?, "top_k"?}
     GET  /api/health        for load balancers
     GET  /api/sources       the indexed articles
+    GET  /api/articles/{id} an article's text (what citation offsets index into) and metadata
     GET  /api/openapi.json  the schema of the routes above
     GET  /article/{doc_id}  an article as text, ?start=&end= highlighted (#quote scrolls to it)
     GET  /embed.js          stable URL of Gradio's <gradio-app> web component
@@ -67,6 +68,12 @@ class AskRequest(BaseModel):
     )
     top_k: int | None = Field(default=None, ge=1, le=50, description="Passages to retrieve.")
     doc_ids: list[str] | None = Field(default=None, description="Only these article ids.")
+    since: str | None = Field(
+        default=None, description="ISO date: only articles published on or after it."
+    )
+    until: str | None = Field(
+        default=None, description="ISO date: only articles published on or before it."
+    )
 
 
 class CitationOut(BaseModel):
@@ -74,9 +81,16 @@ class CitationOut(BaseModel):
     doc_id: str
     title: str
     source: str
-    quote: str = Field(description="Exactly open(source).read()[start:end].")
+    quote: str = Field(
+        description="Exactly the article text's [start:end] (GET /api/articles/{doc_id}); "
+        "for a file, open(source).read()[start:end]."
+    )
     start: int
     end: int
+    published: str | None = Field(description="ISO date YYYY-MM-DD, null when unknown.")
+    url: str | None
+    publisher: str | None
+    also_in: list[str] = Field(description="Ids of near-duplicate copies of the article.")
 
 
 class PassageOut(BaseModel):
@@ -86,6 +100,9 @@ class PassageOut(BaseModel):
     score: float
     start: int
     end: int
+    published: str | None
+    url: str | None
+    publisher: str | None
 
 
 class AskResponse(BaseModel):
@@ -108,6 +125,14 @@ class SourceOut(BaseModel):
     chunks: int
     sentences: int
     chars: int
+    published: str | None = None
+    url: str | None = None
+    publisher: str | None = None
+    duplicate_of: str | None = None
+
+
+class ArticleOut(SourceOut):
+    text: str = Field(description="The text every citation's start/end index into.")
 
 
 # --- middleware ---------------------------------------------------------------------------
@@ -318,7 +343,12 @@ def _add_api_routes(app: FastAPI, engine: Callable[[], Engine]) -> None:
         """Answer a question with verbatim, cited quotes: the `rag ask --json` object."""
         history = [m.model_dump() for m in body.history] if body.history else None
         answer = engine().ask(
-            body.question, top_k=body.top_k, doc_ids=body.doc_ids, history=history
+            body.question,
+            top_k=body.top_k,
+            doc_ids=body.doc_ids,
+            history=history,
+            since=body.since,
+            until=body.until,
         )
         return _json(answer.to_dict())
 
@@ -336,6 +366,20 @@ def _add_api_routes(app: FastAPI, engine: Callable[[], Engine]) -> None:
     def sources() -> Response:
         """The indexed articles."""
         return _json([vars(s) for s in engine().sources()])
+
+    @app.get(
+        "/api/articles/{doc_id}",
+        response_model=ArticleOut,
+        responses={404: {"model": ErrorOut, "description": "No such article."}},
+        tags=["api"],
+    )
+    def article_text(doc_id: str) -> Response:
+        """An article's text (what its citations' offsets index into) and metadata."""
+        try:
+            document, text = engine().document_text(doc_id)
+        except BadQuestionError as exc:
+            return JSONResponse({"detail": str(exc)}, status_code=404)
+        return _json({**vars(document), "text": text})
 
 
 def _json(content: object) -> Response:

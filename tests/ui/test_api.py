@@ -66,6 +66,29 @@ def test_citation_quote_is_the_exact_file_span(client: httpx.Client) -> None:
         assert "<h1>" in article
 
 
+def test_article_endpoint_gives_the_text_citations_index_into(client: httpx.Client) -> None:
+    answer = client.post("/api/ask", json={"question": EXAMPLE_QUESTION}).json()
+    for citation in answer["citations"]:
+        assert {"published", "url", "publisher", "also_in"} <= set(citation)
+        article = client.get(f"/api/articles/{citation['doc_id']}")
+        assert article.status_code == 200
+        body = article.json()
+        assert body["doc_id"] == citation["doc_id"] and "published" in body
+        assert body["text"][citation["start"] : citation["end"]] == citation["quote"]
+    missing = client.get("/api/articles/no-such-article")
+    assert missing.status_code == 404 and "unknown article" in missing.json()["detail"]
+
+
+def test_ask_date_range(client: httpx.Client) -> None:
+    ok = client.post(
+        "/api/ask", json={"question": EXAMPLE_QUESTION, "since": "2000-01-01", "until": None}
+    )
+    assert ok.status_code == 200  # the seeds have no dates: nothing in range, a refusal
+    assert ok.json()["citations"] == []
+    bad = client.post("/api/ask", json={"question": EXAMPLE_QUESTION, "since": "2024-13-01"})
+    assert bad.status_code == 400 and "ISO date" in bad.json()["detail"]
+
+
 def _repo_path(source: str) -> str:
     from rag.settings import REPO_ROOT
 
