@@ -123,6 +123,7 @@ def measure(index_dir: Path) -> dict[str, float]:
     started = time.perf_counter()
     engine = Engine(settings_for(index_dir), auto_ingest=False)
     start_s = time.perf_counter() - started
+    questions = questions[:80]
     for q in questions[:10]:
         engine.ask(q)
     latencies = []
