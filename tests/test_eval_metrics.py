@@ -223,3 +223,12 @@ def test_threshold_messages_name_metric_value_and_limit() -> None:
         "refused_answerable = 0.05 is above its ceiling 0.03",
     ]
     assert check_thresholds({}, {"min": {"mrr": 0.5}}) == ["mrr = missing is below its floor 0.5"]
+
+
+def test_a_quote_from_a_windows_1252_file_is_checked_in_its_decoded_text(tmp_path: Path) -> None:
+    path = tmp_path / "cp1252.txt"
+    path.write_bytes("Mutu paid \u00a315.8m for the move to Chelsea in 2003.\n".encode("cp1252"))
+    quote = "Mutu paid \u00a315.8m for the move"
+    citation = {"source": str(path), "start": 0, "end": len(quote), "quote": quote}
+    assert metrics.quote_is_verbatim(citation)
+    assert not metrics.quote_is_verbatim({**citation, "quote": quote.replace("\u00a3", "$")})

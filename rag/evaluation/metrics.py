@@ -113,19 +113,30 @@ def resolve_source(source: str, root: Path = REPO_ROOT) -> Path:
 
 
 @lru_cache(maxsize=256)
-def _file_text(path: Path) -> str | None:
+def _source_text(source: str) -> str | None:
+    """The text citation offsets index into, read the way ingest reads it: a file's decoded
+    text, or the text field of an export's record (``file#doc_id``)."""
+    from rag.documents import UnreadableFileError
+    from rag.sources import SourceRecord, read_export, read_text
+
+    file, _, doc_id = source.partition("#")
+    path = resolve_source(file)
     try:
-        with open(path, encoding="utf-8") as fh:
-            return fh.read()
-    except (OSError, UnicodeDecodeError):
+        if not doc_id:
+            return read_text(path)
+        records = read_export(path, REPO_ROOT)
+        return next(
+            (r.text for r in records if isinstance(r, SourceRecord) and r.doc_id == doc_id), None
+        )
+    except (OSError, UnreadableFileError):
         return None
 
 
 def quote_is_verbatim(
-    citation: dict[str, Any], read: Callable[[Path], str | None] = _file_text
+    citation: dict[str, Any], read: Callable[[str], str | None] = _source_text
 ) -> bool:
-    """True when the cited file's text at [start, end) is exactly the quote."""
-    text = read(resolve_source(citation["source"]))
+    """True when the cited article's text at [start, end) is exactly the quote."""
+    text = read(citation["source"])
     if text is None:
         return False
     start, end = citation["start"], citation["end"]
