@@ -49,6 +49,11 @@ def replicate(source: Path, target: Path, articles: int) -> dict[str, float]:
     dst_settings = settings_for(target)
     dst = IndexStore(dst_settings)
     records = src.document_records()
+    texts = {
+        doc_id: text
+        for rows in src.scan(src.documents, include=["documents"])
+        for doc_id, text in zip(rows.ids, rows.texts, strict=True)
+    }
     rng = np.random.default_rng(0)
     copies = -(-articles // len(records))
     index_of = {doc: i for i, doc in enumerate(sorted(records))}
@@ -90,14 +95,16 @@ def replicate(source: Path, target: Path, articles: int) -> dict[str, float]:
     from dataclasses import replace
 
     for k in range(copies):
-        batch = []
+        batch, batch_texts = [], []
         for doc_id, record in records.items():
             if not wanted(k, doc_id):
                 continue
             new_doc = doc_id if k == 0 else f"{doc_id}~{k}"
             batch.append(replace(record, doc_id=new_doc, generation=generation))
+            batch_texts.append(texts[doc_id])
             written += 1
-        dst.commit_documents(batch)
+        for i in range(0, len(batch), 2000):
+            dst.commit_documents(batch[i : i + 2000], batch_texts[i : i + 2000])
     wrote = time.perf_counter() - started
     started = time.perf_counter()
     publish(dst, dst_settings, removed=False)
