@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -28,18 +28,6 @@ from rag.settings import REPO_ROOT, Settings, get_settings
 DEFAULT_SET = REPO_ROOT / "eval" / "questions.jsonl"
 DEFAULT_OUT = REPO_ROOT / "eval" / "out"
 DEFAULT_THRESHOLDS = REPO_ROOT / "eval" / "thresholds.toml"
-KINDS = (
-    "fact",
-    "number",
-    "who",
-    "when",
-    "why",
-    "multi",
-    "paraphrase",
-    "keyword",
-    "conflict",
-    "unanswerable",
-)
 SYSTEMS = ("project", "baseline")
 
 Kind = Literal[
@@ -54,6 +42,7 @@ Kind = Literal[
     "conflict",
     "unanswerable",
 ]
+KINDS: tuple[str, ...] = get_args(Kind)
 AskFn = Callable[[str], dict[str, Any]]
 Progress = Callable[[str, int], Callable[[], None]]  # (label, total) -> advance()
 # {"min": {metric: floor}, "max": {metric: ceiling}, "target": {metric: goal}}
