@@ -59,7 +59,7 @@ def select(
     length = len(texts[best])
     best_doc = corpus.sentence_doc[best]
     others_added: set[str] = set()
-    same_article_added = False
+    same_article_added = 0
     top = float(probs[best])
     for row in order[1:]:
         if len(picked) >= max_quotes or probs[row] < top * min(
@@ -69,7 +69,11 @@ def select(
         doc = str(corpus.sentence_doc[row])
         same = doc == best_doc
         wanted = top * (rules.same_article if same else rules.other_article)
-        already = same_article_added if same else len(others_added) >= other_articles
+        already = (
+            same_article_added >= rules.same_article_quotes
+            if same
+            else len(others_added) >= other_articles
+        )
         if already or probs[row] < wanted or _repeats(corpus, row, picked):
             continue
         if length + len(texts[row]) > ANSWER_CHAR_BUDGET:
@@ -77,7 +81,7 @@ def select(
         picked.append(row)
         length += len(texts[row])
         if same:
-            same_article_added = True
+            same_article_added += 1
         else:
             others_added.add(doc)
     for row in required or []:

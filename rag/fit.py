@@ -19,6 +19,7 @@ archive). The held-out half (``eval/bbc/heldout.jsonl``) is never read here.
 from __future__ import annotations
 
 import argparse
+import itertools
 import logging
 import statistics
 import sys
@@ -48,6 +49,7 @@ log = logging.getLogger("rag.fit")
 PAIRS_PER_QUESTION = 40  # other sentences paired with each answering one
 FALSE_REFUSALS = 0.05  # at most this share of answerable fitting questions refused
 # A further quote's probability as a share of the best one's; 1.01: never.
+SAME_ARTICLE_QUOTES = (1, 2)  # further sentences of the best article, at most
 GRID = (0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.01)
 
 
@@ -203,12 +205,11 @@ def fit(examples: list[Example]) -> FittedModel:
     threshold = float(np.quantile(p[is_answerable], FALSE_REFUSALS)) - 1e-6
 
     best_rules, best_score = ComposeRules(1.01, 1.01), (-1.0, 0.0)
-    for same in GRID:
-        for other in GRID:
-            rules = ComposeRules(same, other)
-            recall, median = key_fact_score(examples, sentence, rules)
-            if median <= ANSWER_CHAR_BUDGET and (recall, -median) > (best_score[0], -best_score[1]):
-                best_rules, best_score = rules, (recall, median)
+    for same, other, quotes in itertools.product(GRID, GRID, SAME_ARTICLE_QUOTES):
+        rules = ComposeRules(same, other, quotes)
+        recall, median = key_fact_score(examples, sentence, rules)
+        if median <= ANSWER_CHAR_BUDGET and (recall, -median) > (best_score[0], -best_score[1]):
+            best_rules, best_score = rules, (recall, median)
     refused = p < threshold
     meta = {
         "fitted": datetime.now(UTC).isoformat(timespec="seconds"),
