@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import shutil
 import tempfile
 import threading
@@ -90,6 +91,15 @@ def load_synonyms(settings: Settings) -> dict[str, str]:
     return pairs
 
 
+# bm25s's own tokenization (scikit-learn's CountVectorizer pattern, lowercased, English
+# stop words out, then stems). ``Analyzer`` reproduces it without rebuilding a stop-word
+# set per text and with each word's stem kept once found: query-time tokenizing of the
+# candidate sentences was a fifth of a warm answer. ``tests/test_lexical.py`` checks that
+# both give the same terms.
+TOKEN_PATTERN = re.compile(r"(?u)\b\w\w+\b")
+STEM_CACHE_WORDS = 200_000  # a news vocabulary fits; the cache is dropped beyond it
+
+
 class Analyzer:
     """Text → BM25 terms: lowercase words, English stop words out, Snowball stems."""
 
@@ -101,24 +111,30 @@ class Analyzer:
         # bm25s sets its own logger to DEBUG on import; its chatter would end up in
         # `rag ask --json` output and server logs.
         logging.getLogger("bm25s").setLevel(logging.WARNING)
-        self._bm25s = bm25s
         self._synonyms = synonyms or {}
-        stemmer = Stemmer.Stemmer("english")
-        self._stem = lambda words: stemmer.stemWords([self._synonyms.get(w, w) for w in words])
-        self._stopwords = list(bm25s.stopwords.STOPWORDS_EN) + list(QUESTION_WORDS)
+        self._stemmer = Stemmer.Stemmer("english")
+        self._stopwords = frozenset(bm25s.stopwords.STOPWORDS_EN) | frozenset(QUESTION_WORDS)
+        self._stems: dict[str, str] = {}
 
     def terms(self, text: str) -> list[str]:
         return self.terms_of([text])[0]
 
     def terms_of(self, texts: list[str]) -> list[list[str]]:
-        tokens = self._bm25s.tokenize(
-            texts,
-            stopwords=self._stopwords,
-            stemmer=self._stem,
-            return_ids=False,
-            show_progress=False,
-        )
-        return [[t for t in doc if t] for doc in tokens]
+        words = [
+            [w for w in TOKEN_PATTERN.findall(text.lower()) if w not in self._stopwords]
+            for text in texts
+        ]
+        stems = self._stem_all({w for ws in words for w in ws})
+        return [[stems[w] for w in ws if stems[w]] for ws in words]
+
+    def _stem_all(self, words: set[str]) -> dict[str, str]:
+        known = self._stems if len(self._stems) <= STEM_CACHE_WORDS else {}
+        new = [w for w in words if w not in known]
+        if new:
+            stemmed = self._stemmer.stemWords([self._synonyms.get(w, w) for w in new])
+            known.update(zip(new, stemmed, strict=True))
+        self._stems = known
+        return known
 
 
 @dataclass

@@ -137,9 +137,8 @@ def holds_answer_type(sentence: str, question: Question) -> bool:
         return bool({"because", "after", "due", "since", "so", "as"} & {w.lower() for w in ws})
     # A name or a place: a capitalised word (not the sentence's first, not a month or a
     # weekday) that the question lacks.
-    return any(
-        w[:1].isupper() and w.lower() not in question.words | MONTHS | WEEKDAYS for w in ws[1:]
-    )
+    known = question.words | MONTHS | WEEKDAYS
+    return any(w[:1].isupper() and w.lower() not in known for w in ws[1:])
 
 
 # "Kyiv's and Moscow's conditions": the same asked of two sides. Each side is searched

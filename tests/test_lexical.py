@@ -114,3 +114,31 @@ def test_a_running_engine_picks_up_new_articles(tmp_path: Path, corpus_dir: Path
     assert engine.lexical.generation == engine.version.generation
     answer = engine.ask("How much will the Tromsø ferry terminal cost?")
     assert answer.citations and answer.citations[0].doc_id == "tromso"
+
+
+def test_analyzer_gives_the_terms_bm25s_tokenize_gives() -> None:
+    """The query-time analyzer must match how bm25s tokenizes, word for word."""
+    import bm25s
+    import Stemmer
+
+    from rag.lexical import QUESTION_WORDS
+
+    texts = [path.read_text(encoding="utf-8") for path in sorted(SEEDS.glob("*"))]
+    texts += [
+        "Kyiv's and Moscow's terms: 1,000 drones, $2.5bn, 'don't' — naïve Zürich café 2024-11-06!",
+        "",
+        "a I of",
+        "Über MÜNCHEN straße ΑΘΗΝΑ Москва 東京",
+    ]
+    stemmer = Stemmer.Stemmer("english")
+    expected = bm25s.tokenize(
+        texts,
+        stopwords=list(bm25s.stopwords.STOPWORDS_EN) + list(QUESTION_WORDS),
+        stemmer=stemmer.stemWords,
+        return_ids=False,
+        show_progress=False,
+    )
+    analyzer = Analyzer()
+    assert analyzer.terms_of(texts) == [[t for t in doc if t] for doc in expected]
+    # Stems already found are reused, and give the same answer the second time.
+    assert analyzer.terms_of(texts[:1]) == [[t for t in expected[0] if t]]

