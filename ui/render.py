@@ -196,7 +196,7 @@ def _article_markdown(article: CitedArticle, base_url: str) -> str:
 
 def _preview(quote: str) -> str:
     """A quote shortened to a line, at a word boundary."""
-    quote = " ".join(quote.split())
+    quote = " ".join(quote.split()).strip('“”"')  # a quote may carry its own marks
     if len(quote) <= QUOTE_PREVIEW_CHARS:
         return f"“{quote}”"
     cut = quote[:QUOTE_PREVIEW_CHARS].rsplit(" ", 1)[0]
