@@ -350,9 +350,25 @@ class Engine:
 
     # --- articles -------------------------------------------------------------------------
 
-    def sources(self, limit: int | None = None) -> list[SourceDocument]:
-        """The indexed articles (a paged scan of the article records), or the first ``limit``."""
-        records = self.store.document_records(limit)
+    def sources(
+        self,
+        limit: int | None = None,
+        *,
+        since: str | date | None = None,
+        until: str | date | None = None,
+        publisher: str | None = None,
+    ) -> list[SourceDocument]:
+        """The indexed articles (a paged scan of the article records), or the first ``limit``.
+
+        ``since``/``until`` (ISO dates, inclusive) and ``publisher`` (exact) filter in
+        Chroma; with a date range, articles without a date are left out.
+        """
+        dates = DateRange.of(since, until)
+        filters = [dates.where()] if dates else []
+        if publisher:
+            filters.append({"publisher": {"$eq": publisher}})
+        where = {"$and": filters} if len(filters) > 1 else (filters[0] if filters else None)
+        records = self.store.document_records(limit, where=where)
         return [r.as_source() for _, r in sorted(records.items())]
 
     def document_text(self, doc_id: str) -> tuple[SourceDocument, str]:

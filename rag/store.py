@@ -220,11 +220,13 @@ class IndexStore:
 
     # --- documents ------------------------------------------------------------------------
 
-    def document_records(self, limit: int | None = None) -> dict[str, DocumentRecord]:
-        """Every article's record, or the first ``limit`` (a paged scan: for ingest and
-        listings, not for asking)."""
+    def document_records(
+        self, limit: int | None = None, where: dict | None = None
+    ) -> dict[str, DocumentRecord]:
+        """Every article's record, or the first ``limit``; only those matching a Chroma
+        ``where`` if given (a paged scan: for ingest and listings, not for asking)."""
         out: dict[str, DocumentRecord] = {}
-        for rows in self.scan(self.documents, include=["metadatas"]):
+        for rows in self.scan(self.documents, include=["metadatas"], where=where):
             for doc_id, meta in zip(rows.ids, rows.metadatas, strict=True):
                 if limit is not None and len(out) >= limit:
                     return out

@@ -17,10 +17,11 @@ import rag  # noqa: F401  (offline defaults before gradio is imported)
 # isort: split
 import gradio as gr
 
+from rag.dates import DateRange
 from rag.engine import Engine
 from rag.errors import RagError
 from rag.models import Answer
-from ui import render
+from ui import catalog, render
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +34,46 @@ EXAMPLE_QUESTIONS = (
     "What does Zelensky say about ceasefire negotiations with Russia?",
 )
 SEARCHING = "_Searching the articles…_"
+# The Chatbot's own autoscroll keeps the end of a long answer (its source list) in view;
+# instead, once an answer is shown, its question and first lines are scrolled into view.
+# With ``wait``, first wait for the turn just asked to appear.
+SHOW_LATEST_ANSWER_JS = """
+(...args) => {
+  const chat = document.querySelector("#%(chat)s");
+  if (!chat) return args;
+  const count = () => chat.querySelectorAll("[data-testid='user']").length;
+  const before = count();
+  const scrollBox = (el) => {
+    for (; el && el !== chat.parentElement; el = el.parentElement) {
+      const overflow = getComputedStyle(el).overflowY;
+      if ((overflow === "auto" || overflow === "scroll") && el.scrollHeight > el.clientHeight)
+        return el;
+    }
+    return null;
+  };
+  const show = () => {
+    const users = chat.querySelectorAll("[data-testid='user']");
+    const bots = chat.querySelectorAll("[data-testid='bot']");
+    const bot = bots[bots.length - 1];
+    const box = bot && scrollBox(bot);
+    if (!box) return;
+    const top = box.getBoundingClientRect().top;
+    const user = users[users.length - 1];
+    const userTop = user ? user.getBoundingClientRect().top : Infinity;
+    const botTop = bot.getBoundingClientRect().top;
+    const target = botTop - userTop < box.clientHeight / 3 ? userTop : botTop;
+    box.scrollTop += target - top - 8;
+  };
+  const started = Date.now();
+  const tick = () => {
+    if (%(wait)s && count() <= before && Date.now() - started < 5000)
+      return requestAnimationFrame(tick);
+    requestAnimationFrame(show);
+  };
+  setTimeout(tick, 50);
+  return args;
+}
+"""
 # Follow-ups look back this many messages (user and assistant turns).
 HISTORY_MESSAGES = 20
 
@@ -80,6 +121,29 @@ class ChatHandler:
         history: ChatMessages | None,
         request: gr.Request,
     ) -> Iterator[tuple]:
+        yield from self._respond(question, chat, history, request)
+
+    def respond_in_range(
+        self,
+        question: str,
+        since: str | None,
+        until: str | None,
+        chat: ChatMessages | None,
+        history: ChatMessages | None,
+        request: gr.Request,
+    ) -> Iterator[tuple]:
+        """A question limited to articles published between two optional dates."""
+        yield from self._respond(question, chat, history, request, since, until)
+
+    def _respond(
+        self,
+        question: str,
+        chat: ChatMessages | None,
+        history: ChatMessages | None,
+        request: gr.Request,
+        since: str | None = None,
+        until: str | None = None,
+    ) -> Iterator[tuple]:
         chat, history = list(chat or []), list(history or [])
         question = (question or "").strip()
         if not question:
@@ -89,7 +153,10 @@ class ChatHandler:
         chat.append({"role": "user", "content": render.user_markdown(question)})
         yield self._outputs("", [*chat, _assistant(SEARCHING)], gr.skip(), gr.skip(), history)
         try:
-            answer = self.engine().ask(question, history=history[-HISTORY_MESSAGES:] or None)
+            dates = DateRange.of(since, until)
+            answer = self.engine().ask(
+                question, history=history[-HISTORY_MESSAGES:] or None, since=since, until=until
+            )
         except RagError as exc:
             chat.append(_assistant(f"**Sorry:** {render.escape_markdown(str(exc))}"))
             yield self._outputs("", chat, gr.skip(), gr.skip(), history)
@@ -100,7 +167,7 @@ class ChatHandler:
             yield self._outputs("", chat, gr.skip(), gr.skip(), history)
             return
         origin = base_url(request)
-        yield from self._stream_answer(chat, answer, origin, history)
+        yield from self._stream_answer(chat, answer, origin, history, render.range_note(dates))
 
     def respond_to_example(
         self,
@@ -113,7 +180,7 @@ class ChatHandler:
         yield from self.respond(selected.value["text"], chat, history, request)
 
     def _stream_answer(
-        self, chat: ChatMessages, answer: Answer, origin: str, history: ChatMessages
+        self, chat: ChatMessages, answer: Answer, origin: str, history: ChatMessages, note: str
     ) -> Iterator[tuple]:
         # One quote at a time: each paragraph of the answer is one article's quotes.
         paragraphs = answer.answer.split("\n\n")
@@ -124,22 +191,27 @@ class ChatHandler:
                 refused=False,
                 citations=answer.citations,
             )
-            text = render.answer_markdown(partial, origin).split("\n\n**Sources**")[0]
+            markdown = render.answer_markdown(partial, origin, note)
+            text = markdown.split(f"\n\n{render.SOURCES_HEADING}")[0]
             yield self._outputs("", [*chat, _assistant(text)], gr.skip(), gr.skip(), history)
-        turn = self._turn(chat, answer, origin, history)
+        turn = self._turn(chat, answer, origin, history, note)
         yield self._outputs("", turn.chat, turn.sources_html, turn.plain_text, turn.history)
 
-    def _turn(self, chat: ChatMessages, answer: Answer, origin: str, history: ChatMessages) -> Turn:
-        chat = [*chat, _assistant(render.answer_markdown(answer, origin))]
+    def _turn(
+        self, chat: ChatMessages, answer: Answer, origin: str, history: ChatMessages, note: str
+    ) -> Turn:
+        chat = [*chat, _assistant(render.answer_markdown(answer, origin, note))]
         sources_html = ""
         if self.with_sources:
-            sources_html = render.sources_panel_html(answer, self.engine().document_text, origin)
+            sources_html = render.sources_panel_html(
+                answer, self.engine().document_text, origin, note
+            )
         history = [
             *history,
             {"role": "user", "content": answer.question},
             {"role": "assistant", "content": answer.answer},
         ]
-        return Turn(chat, sources_html, render.answer_plain_text(answer), history)
+        return Turn(chat, sources_html, render.answer_plain_text(answer, note), history)
 
     def _outputs(
         self, question: str, chat: ChatMessages, sources: Any, plain: Any, history: ChatMessages
@@ -153,6 +225,10 @@ def _assistant(markdown: str) -> dict[str, str]:
     return {"role": "assistant", "content": markdown}
 
 
+def show_latest_answer_js(chat_id: str, wait: bool) -> str:
+    return SHOW_LATEST_ANSWER_JS % {"chat": chat_id, "wait": "true" if wait else "false"}
+
+
 def _chatbot(height: int | str, elem_id: str, examples: bool = False) -> gr.Chatbot:
     return gr.Chatbot(
         examples=[{"text": q} for q in EXAMPLE_QUESTIONS[:2]] if examples else None,
@@ -160,6 +236,7 @@ def _chatbot(height: int | str, elem_id: str, examples: bool = False) -> gr.Chat
         show_label=False,
         elem_id=elem_id,
         height=height,
+        autoscroll=False,  # see SHOW_LATEST_ANSWER_JS
         latex_delimiters=[],  # "$200 million … $300" must stay text
         sanitize_html=True,
         render_markdown=True,
@@ -183,6 +260,13 @@ def _question_box() -> gr.Textbox:
     )
 
 
+def _date_box(label: str, elem_id: str) -> gr.DateTime:
+    # type="string": the text as typed, so rag.dates can say what is wrong with a bad date.
+    return gr.DateTime(
+        include_time=False, type="string", label=label, elem_id=elem_id, min_width=150
+    )
+
+
 def build_chat(engine: EngineProvider, concurrency: int) -> gr.Blocks:
     """The full app: chat with sources panel, example questions, article browser."""
     handler = ChatHandler(engine, with_sources=True)
@@ -193,6 +277,9 @@ def build_chat(engine: EngineProvider, concurrency: int) -> gr.Blocks:
             with gr.Column(scale=3, min_width=320):
                 chatbot = _chatbot(height="60vh", elem_id="chat")
                 question = _question_box()
+                with gr.Row(elem_id="date-range", equal_height=True):
+                    since = _date_box("Published since (optional)", "since")
+                    until = _date_box("Published until (optional)", "until")
                 with gr.Row(elem_id="examples"):
                     example_buttons = [
                         gr.Button(q, size="sm", variant="secondary", elem_classes="rag-example")
@@ -214,20 +301,23 @@ def build_chat(engine: EngineProvider, concurrency: int) -> gr.Blocks:
                     max_lines=12,
                     buttons=["copy"],
                 )
-        with gr.Tab("Articles", id="articles-tab"):
-            article_list = gr.HTML(elem_id="article-list", js_on_load=None)
+        with gr.Tab("Articles", id="articles-tab") as articles_tab:
+            _article_browser(engine, articles_tab)
 
         outputs = [question, chatbot, sources, plain, history]
         ask = {
-            "fn": handler.respond,
+            "fn": handler.respond_in_range,
             "outputs": outputs,
             "api_visibility": "private",
             "concurrency_limit": concurrency,
             "concurrency_id": "ask",
         }
-        question.submit(inputs=[question, chatbot, history], **ask)
+        asked = [question.submit(inputs=[question, since, until, chatbot, history], **ask)]
         for button in example_buttons:
-            button.click(inputs=[button, chatbot, history], **ask)
+            asked.append(button.click(inputs=[button, since, until, chatbot, history], **ask))
+        _show_answers_first(
+            chatbot, "chat", [question.submit, *(b.click for b in example_buttons)], asked
+        )
         new_chat.click(
             lambda: ("", [], render.sources_panel_html(None), "", []),
             outputs=outputs,
@@ -240,17 +330,79 @@ def build_chat(engine: EngineProvider, concurrency: int) -> gr.Blocks:
             api_visibility="private",
             queue=False,
         )
-        demo.load(
-            lambda: render.article_list_html(
-                engine().sources(limit=render.ARTICLE_LIST_LIMIT), engine().version.documents
-            ),
-            outputs=article_list,
-            api_visibility="private",
-            queue=False,
-        )
         _api_endpoint(engine, concurrency)
     demo.queue(default_concurrency_limit=concurrency)
     return demo
+
+
+def _show_answers_first(
+    chatbot: gr.Chatbot, chat_id: str, triggers: list[Callable], asked: list[Any]
+) -> None:
+    """Scroll each new question, then its finished answer, into view (not the sources)."""
+    for trigger in triggers:
+        trigger(None, js=show_latest_answer_js(chat_id, True), **_CLIENT_ONLY)
+    for event in asked:
+        event.then(None, js=show_latest_answer_js(chat_id, False), **_CLIENT_ONLY)
+
+
+_CLIENT_ONLY: dict[str, Any] = {"queue": False, "api_visibility": "private"}
+
+
+def _article_browser(engine: EngineProvider, tab: gr.Tab) -> None:
+    """Sort and filter controls over the article table; rendered when the tab opens."""
+    with gr.Row(elem_id="article-filters", equal_height=True):
+        sort = gr.Dropdown(
+            list(catalog.SORTS), value=catalog.NEWEST, label="Sort", elem_id="article-sort"
+        )
+        publisher = gr.Dropdown(
+            [catalog.ANY_PUBLISHER],
+            value=catalog.ANY_PUBLISHER,
+            label="Publisher",
+            allow_custom_value=True,  # the list names those of the first articles only
+            elem_id="article-publisher",
+        )
+        since = _date_box("Published since", "article-since")
+        until = _date_box("Published until", "article-until")
+        title = gr.Textbox(
+            label="Title contains", elem_id="article-title", submit_btn=False, max_lines=1
+        )
+    article_list = gr.HTML(elem_id="article-list", js_on_load=None)
+
+    def show(
+        sort: str, publisher: str | None, since: str | None, until: str | None, title: str
+    ) -> str:
+        query = catalog.ArticleQuery(
+            sort=sort,
+            publisher=None if publisher in (None, "", catalog.ANY_PUBLISHER) else publisher,
+            since=since,
+            until=until,
+            title=title or "",
+        )
+        return article_list_html(engine, query)
+
+    def open_tab(*filters: Any) -> tuple:
+        choices = [catalog.ANY_PUBLISHER, *catalog.publishers(engine())]
+        return gr.Dropdown(choices=choices), show(*filters)
+
+    filters = [sort, publisher, since, until, title]
+    private = {"api_visibility": "private", "queue": False}
+    tab.select(open_tab, inputs=filters, outputs=[publisher, article_list], **private)
+    gr.on(
+        [sort.change, publisher.change, since.change, until.change, title.submit, title.blur],
+        show,
+        inputs=filters,
+        outputs=article_list,
+        trigger_mode="always_last",
+        **private,
+    )
+
+
+def article_list_html(engine: EngineProvider, query: catalog.ArticleQuery) -> str:
+    try:
+        listing = catalog.list_articles(engine(), query)
+    except RagError as exc:  # a bad date in the filters
+        return render.article_list_html([], f"Cannot list the articles: {exc}.")
+    return render.article_list_html(listing.documents, listing.summary())
 
 
 def build_widget(engine: EngineProvider, concurrency: int) -> gr.Blocks:
@@ -266,8 +418,13 @@ def build_widget(engine: EngineProvider, concurrency: int) -> gr.Blocks:
             "concurrency_limit": concurrency,
             "concurrency_id": "ask",
         }
-        question.submit(handler.respond, inputs=[question, chatbot, history], **ask)
-        chatbot.example_select(handler.respond_to_example, inputs=[chatbot, history], **ask)
+        asked = [
+            question.submit(handler.respond, inputs=[question, chatbot, history], **ask),
+            chatbot.example_select(handler.respond_to_example, inputs=[chatbot, history], **ask),
+        ]
+        _show_answers_first(
+            chatbot, "widget-chat", [question.submit, chatbot.example_select], asked
+        )
         chatbot.clear(lambda: [], outputs=history, api_visibility="private", queue=False)
     widget.queue(default_concurrency_limit=concurrency)
     return widget

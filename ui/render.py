@@ -10,14 +10,15 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import PurePath
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, urlencode, urlsplit
 
 import nh3
 
 from rag.clean import CleanText, clean
+from rag.dates import DateRange, display_date
 from rag.errors import RagError
 from rag.models import Answer, Citation, SourceDocument
 
@@ -55,6 +56,7 @@ _ALLOWED_ATTRIBUTES = {
     "*": {"class", "id", "title"},
     "a": {"href", "target", "data-n"},
     "li": {"data-n", "data-doc-id"},
+    "tr": {"data-doc-id"},
 }
 
 
@@ -92,23 +94,113 @@ def citation_path(citation: Citation) -> str:
     return article_path(citation.doc_id, citation.start, citation.end)
 
 
+# --- citations grouped by article -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CitedArticle:
+    """One article of an answer's sources, with the citations quoting it (in [n] order)."""
+
+    citations: list[Citation] = field(default_factory=list)
+
+    @property
+    def first(self) -> Citation:
+        return self.citations[0]
+
+
+def cited_articles(citations: list[Citation]) -> list[CitedArticle]:
+    """The cited articles in the order of their first citation; each citation keeps its n."""
+    articles: dict[str, CitedArticle] = {}
+    for citation in sorted(citations, key=lambda c: c.n):
+        articles.setdefault(citation.doc_id, CitedArticle()).citations.append(citation)
+    return list(articles.values())
+
+
+def byline(publisher: str | None, published: str | None) -> str:
+    """ "Publisher · 6 Nov 2024", either part alone, or "" when both are unknown."""
+    return " · ".join(part for part in (publisher, safe_display_date(published)) if part)
+
+
+def safe_display_date(published: str | None) -> str:
+    """The article's date for people; "" when unknown or not a date at all."""
+    try:
+        return display_date(published)
+    except (TypeError, ValueError):
+        return ""
+
+
+def safe_url(url: str | None) -> str | None:
+    """An article's original address when it is an http(s) URL with a host; else None."""
+    if not url or any(ch.isspace() or ord(ch) < 32 for ch in url.strip()):
+        return None
+    url = url.strip()
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return None
+    if parts.scheme.lower() not in {"http", "https"} or not parts.hostname:
+        return None
+    # Percent-encode what could end a Markdown link or an attribute early.
+    return quote(url, safe="/:?#[]@!$&*+,;=%~-._")
+
+
 # --- chat messages --------------------------------------------------------------------------
 
 
-def answer_markdown(answer: Answer, base_url: str = "") -> str:
-    """The answer for the Chatbot: escaped quotes, [n] markers as links, a sources list."""
+def answer_markdown(answer: Answer, base_url: str = "", note: str = "") -> str:
+    """The answer for the Chatbot: escaped quotes, [n] markers as links, the cited articles.
+
+    ``note`` (plain text, e.g. the date range searched) is shown in italics above it.
+    """
+    lead = f"_{escape_markdown(note)}_\n\n" if note else ""
     if answer.refused:
-        return f"**The articles don't say.**\n\n{escape_markdown(_refusal_detail(answer.answer))}"
+        detail = escape_markdown(_refusal_detail(answer.answer))
+        return f"{lead}**The articles don't say.**\n\n{detail}"
     by_n = {c.n: c for c in answer.citations}
     body = "\n\n".join(
         _link_markers(paragraph, by_n, base_url) for paragraph in answer.answer.split("\n\n")
     )
-    sources = "\n".join(
-        f"{c.n}\\. [{escape_markdown(c.title)}]({base_url}{citation_path(c)}) · "
-        f"`{_code_span(c.source)}`"
-        for c in answer.citations
-    )
-    return f"{body}\n\n**Sources**\n\n{sources}" if sources else body
+    if not answer.citations:
+        return lead + body
+    return f"{lead}{body}\n\n{SOURCES_HEADING}\n\n{sources_markdown(answer.citations, base_url)}"
+
+
+SOURCES_HEADING = "**Sources**"
+QUOTE_PREVIEW_CHARS = 90
+
+
+def sources_markdown(citations: list[Citation], base_url: str = "") -> str:
+    """One list item per article: title, byline, original link; its quotes under it."""
+    return "\n".join(_article_markdown(a, base_url) for a in cited_articles(citations))
+
+
+def _article_markdown(article: CitedArticle, base_url: str) -> str:
+    first = article.first
+    head = f"[{escape_markdown(first.title)}]({base_url}{article_path(first.doc_id)})"
+    details = [escape_markdown(b) for b in [byline(first.publisher, first.published)] if b]
+    url = safe_url(first.url)
+    if url:
+        details.append(f"[original ↗]({url})")
+    lines = [" · ".join([f"**{head}**", *details])]
+    lines += [
+        f"[\\[{c.n}\\]]({base_url}{citation_path(c)}) {escape_markdown(_preview(c.quote))}"
+        for c in article.citations
+    ]
+    if first.also_in:
+        copies = ", ".join(
+            f"[{escape_markdown(d)}]({base_url}{article_path(d)})" for d in first.also_in
+        )
+        lines.append(f"also in: {copies}")
+    return "- " + "  \n  ".join(lines)
+
+
+def _preview(quote: str) -> str:
+    """A quote shortened to a line, at a word boundary."""
+    quote = " ".join(quote.split()).strip('“”"')  # a quote may carry its own marks
+    if len(quote) <= QUOTE_PREVIEW_CHARS:
+        return f"“{quote}”"
+    cut = quote[:QUOTE_PREVIEW_CHARS].rsplit(" ", 1)[0]
+    return f"“{cut}…”"
 
 
 def _refusal_detail(text: str) -> str:
@@ -129,18 +221,34 @@ def _link_markers(text: str, by_n: dict[int, Citation], base_url: str) -> str:
     return "".join(pieces)
 
 
-def _code_span(text: str) -> str:
-    return text.replace("`", "'")
-
-
-def answer_plain_text(answer: Answer) -> str:
-    """What "copy" puts on the clipboard: the answer and its citations, as plain text."""
+def answer_plain_text(answer: Answer, note: str = "") -> str:
+    """What "copy" puts on the clipboard: the answer and its cited articles, as plain text."""
+    lead = [note, ""] if note else []
     if answer.refused or not answer.citations:
-        return answer.answer
-    lines = [answer.answer, "", "Sources:"]
-    for c in answer.citations:
-        lines.append(f"[{c.n}] {c.title} — {c.source}, characters {c.start}–{c.end}")
+        return "\n".join([*lead, answer.answer])
+    lines = [*lead, answer.answer, "", "Sources:"]
+    for article in cited_articles(answer.citations):
+        first = article.first
+        head = [first.title, byline(first.publisher, first.published), safe_url(first.url) or ""]
+        lines.append(" — ".join(part for part in head if part))
+        lines += [
+            f"  [{c.n}] {_preview(c.quote)} — {c.source}, characters {c.start}–{c.end}"
+            for c in article.citations
+        ]
+        if first.also_in:
+            lines.append(f"  also in: {', '.join(first.also_in)}")
     return "\n".join(lines)
+
+
+def range_note(dates: DateRange | None) -> str:
+    """What a limited search says above its answer; "" when every article was searched."""
+    if dates is None:
+        return ""
+    if dates.since and dates.until:
+        return f"Only articles published {dates.since} – {dates.until} were searched."
+    if dates.since:
+        return f"Only articles published since {dates.since} were searched."
+    return f"Only articles published until {dates.until} were searched."
 
 
 def user_markdown(question: str) -> str:
@@ -226,8 +334,10 @@ def sources_panel_html(
     answer: Answer | None,
     article_text: Callable[[str], tuple[SourceDocument, str]] | None = None,
     base_url: str = "",
+    note: str = "",
 ) -> str:
-    """Each citation: number, title, file, and its sentence highlighted in its paragraph."""
+    """Each cited article (title, publisher and date, original link, file), and under it each
+    of its quotes: [n] and the sentence highlighted in its paragraph."""
     heading = "<h3>Sources</h3>"
     if answer is None or article_text is None:
         return sanitize(
@@ -240,27 +350,77 @@ def sources_panel_html(
             '<p class="rag-searched">Searched for: '
             f"<em>{html.escape(answer.standalone_question)}</em></p>"
         )
+    if note:
+        searched += f'<p class="rag-searched rag-range">{html.escape(note)}</p>'
     if answer.refused or not answer.citations:
         return sanitize(
             f'<section class="rag-sources rag-refused">{heading}{searched}<p><strong>The articles '
             "don't say.</strong> No indexed article has a passage that answers this.</p>"
             "</section>"
         )
-    items = "".join(_citation_item(c, article_text, base_url) for c in answer.citations)
+    items = "".join(
+        _article_item(a, article_text, base_url) for a in cited_articles(answer.citations)
+    )
     return sanitize(
-        f'<section class="rag-sources">{heading}{searched}<ol class="rag-citations">{items}</ol>'
+        f'<section class="rag-sources">{heading}{searched}<ol class="rag-cited">{items}</ol>'
         "</section>"
     )
 
 
-def _citation_item(
-    citation: Citation,
+def _article_item(
+    article: CitedArticle,
     article_text: Callable[[str], tuple[SourceDocument, str]],
     base_url: str,
 ) -> str:
+    first = article.first
     try:
-        _, text = article_text(citation.doc_id)
-    except RagError:  # the file changed or vanished since indexing: show the quote alone
+        _, text = article_text(first.doc_id)
+    except RagError:  # the file changed or vanished since indexing: show the quotes alone
+        text = None
+    href = html.escape(base_url + article_path(first.doc_id))
+    quotes = "".join(_citation_item(c, text, base_url) for c in article.citations)
+    return (
+        f'<li class="rag-article" data-doc-id="{html.escape(first.doc_id)}">'
+        f'<div class="rag-cite-head"><a class="rag-article-link" href="{href}" '
+        f'target="_blank">{html.escape(first.title)}</a></div>'
+        f"{meta_html(first.publisher, first.published, first.url)}"
+        f'<div class="rag-file">{html.escape(first.source)}</div>'
+        f'<ol class="rag-citations">{quotes}</ol>'
+        f"{_also_in_html(first.also_in, base_url)}</li>"
+    )
+
+
+def meta_html(
+    publisher: str | None, published: str | None, url: str | None, css_class: str = "rag-meta"
+) -> str:
+    """ "Publisher · 6 Nov 2024 · original ↗", leaving out what is unknown (maybe all)."""
+    parts = [
+        f'<span class="rag-byline">{html.escape(b)}</span>'
+        for b in [byline(publisher, published)]
+        if b
+    ]
+    link = safe_url(url)
+    if link:
+        parts.append(
+            f'<a class="rag-original" href="{html.escape(link)}" target="_blank" '
+            'rel="noopener noreferrer">original ↗</a>'
+        )
+    return f'<div class="{css_class}">{" · ".join(parts)}</div>' if parts else ""
+
+
+def _also_in_html(copies: list[str], base_url: str) -> str:
+    if not copies:
+        return ""
+    links = ", ".join(
+        f'<a href="{html.escape(base_url + article_path(d))}" target="_blank">{html.escape(d)}</a>'
+        for d in copies
+    )
+    return f'<p class="rag-also-in">also in: {links}</p>'
+
+
+def _citation_item(citation: Citation, text: str | None, base_url: str) -> str:
+    """[n] and the quote highlighted inside its paragraph (the quote alone without text)."""
+    if text is None:
         context = f"<p><mark>{html.escape(citation.quote)}</mark></p>"
     else:
         paragraphs = quoted_paragraphs(
@@ -270,43 +430,40 @@ def _citation_item(
     href = html.escape(base_url + citation_path(citation))
     return (
         f'<li class="rag-citation" data-n="{citation.n}">'
-        f'<div class="rag-cite-head"><span class="rag-n">[{citation.n}]</span> '
-        f'<a class="rag-cite-link" href="{href}" target="_blank" data-n="{citation.n}">'
-        f"{html.escape(citation.title)}</a></div>"
-        f'<div class="rag-file"><span>{html.escape(citation.source)}</span> '
-        f"<small>characters {citation.start}–{citation.end}</small></div>"
+        f'<a class="rag-cite-link" href="{href}" target="_blank" data-n="{citation.n}" '
+        f'title="characters {citation.start}–{citation.end}">[{citation.n}]</a>'
         f'<blockquote class="rag-context">{context}</blockquote></li>'
     )
 
 
-ARTICLE_LIST_LIMIT = 500  # the browser lists at most this many articles
+MISSING = "—"  # an unknown date or publisher in the article list
 
 
-def article_list_html(
-    documents: list[SourceDocument], total: int | None = None, base_url: str = ""
-) -> str:
-    """The article browser: the indexed articles (up to a limit) with links to their view."""
+def article_list_html(documents: list[SourceDocument], summary: str, base_url: str = "") -> str:
+    """The article browser's table (title, publisher, date, file, size) and what it shows."""
+    count = f'<p class="rag-count">{html.escape(summary)}</p>'
     if not documents:
-        return sanitize('<p class="rag-empty">No article is indexed.</p>')
-    rows = "".join(
-        "<tr>"
-        f'<td><a href="{html.escape(base_url + article_path(d.doc_id))}" target="_blank">'
-        f"{html.escape(d.title)}</a></td>"
+        return sanitize(f'<div class="rag-empty">{count}</div>')
+    rows = "".join(_article_row(d, base_url) for d in documents)
+    return sanitize(
+        f"{count}"
+        '<table class="rag-articles"><thead><tr><th>Title</th><th>Publisher</th>'
+        "<th>Published</th><th>File</th><th>Chunks</th><th>Characters</th></tr></thead>"
+        f"<tbody>{rows}</tbody></table>"
+    )
+
+
+def _article_row(d: SourceDocument, base_url: str) -> str:
+    href = html.escape(base_url + article_path(d.doc_id))
+    published = safe_display_date(d.published) or MISSING
+    return (
+        f'<tr data-doc-id="{html.escape(d.doc_id)}">'
+        f'<td><a href="{href}" target="_blank">{html.escape(d.title)}</a></td>'
+        f'<td class="rag-publisher">{html.escape(d.publisher or MISSING)}</td>'
+        f'<td class="rag-published">{html.escape(published)}</td>'
         f"<td>{html.escape(d.source)}</td><td>{d.chunks}</td><td>{d.chars:,}</td>"
         "</tr>"
-        for d in documents
     )
-    return sanitize(
-        f'<table class="rag-articles"><thead><tr><th>Title</th><th>File</th><th>Chunks</th>'
-        f"<th>Characters</th></tr></thead><tbody>{rows}</tbody></table>"
-        f'<p class="rag-count">{_count(len(documents), total)}</p>'
-    )
-
-
-def _count(shown: int, total: int | None) -> str:
-    if total is None or total <= shown:
-        return f"{shown:,} articles indexed."
-    return f"{total:,} articles indexed; the first {shown:,} are listed."
 
 
 # --- the article view: a whole page, no script at all ---------------------------------------
@@ -333,12 +490,14 @@ def article_page_html(
     located = ""
     if start is not None and end is not None:
         located = f" · quote at characters {start}–{end}"
+    meta = meta_html(document.publisher, document.published, document.url, "meta byline")
     return (
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{html.escape(document.title)}</title><style>{ARTICLE_CSS}</style></head>"
         '<body><nav><a href="/">← Ask the articles</a></nav>'
         f"<article><h1>{html.escape(document.title)}</h1>"
+        f"{sanitize(meta.replace('rag-meta', 'meta byline'))}"
         f'<p class="meta">{html.escape(document.source)}{located}</p>'
         f"{sanitize(body)}</article></body></html>"
     )

@@ -19,6 +19,8 @@ from rag.settings import get_settings
 from ui.screenshots import HostPage, LocalServer, free_port, launch_chromium, start_server
 
 HOSTILE_DIR = Path(__file__).parent / "hostile"
+# Dated reports from two publishers and one undated letter (tests/data/news).
+NEWS_FILE = Path(__file__).parents[1] / "data" / "news" / "harbour.jsonl"
 LOOPBACK_HOSTS = {"127.0.0.1"}
 
 
@@ -32,23 +34,30 @@ def host_page() -> Iterator[HostPage]:
     shutil.rmtree(directory, ignore_errors=True)
 
 
+def seeds_with(prefix: str, *extra: Path) -> Path:
+    """A temporary copy of the seeds plus some more files."""
+    directory = Path(tempfile.mkdtemp(prefix=prefix))
+    for path in [*get_settings().seeds_dir.iterdir(), *extra]:
+        if path.is_file():
+            shutil.copy(path, directory / path.name)
+    return directory
+
+
 @pytest.fixture(scope="session")
 def server(host_page: HostPage) -> Iterator[LocalServer]:
-    """``rag serve`` on the seeds, embeddable from the host page's origin only."""
-    running = start_server(allowed_origins=[host_page.origin])
+    """``rag serve`` on the seeds and the dated news reports, embeddable from the host
+    page's origin only."""
+    seeds = seeds_with("rag-news-seeds-", NEWS_FILE)
+    running = start_server(allowed_origins=[host_page.origin], seeds_dir=seeds)
     yield running
     running.stop()
+    shutil.rmtree(seeds, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
 def hostile_seeds() -> Iterator[Path]:
     """A copy of the seeds plus articles full of script, handlers and Markdown tricks."""
-    directory = Path(tempfile.mkdtemp(prefix="rag-hostile-seeds-"))
-    for path in get_settings().seeds_dir.iterdir():
-        if path.is_file():
-            shutil.copy(path, directory / path.name)
-    for path in HOSTILE_DIR.iterdir():
-        shutil.copy(path, directory / path.name)
+    directory = seeds_with("rag-hostile-seeds-", *HOSTILE_DIR.iterdir())
     yield directory
     shutil.rmtree(directory, ignore_errors=True)
 

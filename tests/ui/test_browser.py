@@ -34,13 +34,17 @@ def test_example_question_shows_a_cited_quote_from_article_003(watched, server) 
 
     answer = last_answer(page)
     assert same_text(citation["quote"]) in same_text(answer.inner_text())
-    marker = answer.get_by_role("link", name=f"[{citation['n']}]", exact=True)
+    # The [n] in the text (the sources list under it repeats it).
+    marker = answer.get_by_role("link", name=f"[{citation['n']}]", exact=True).first
     assert SEED_003 in marker.get_attribute("href")
 
-    # Sources panel: title, file, the quoted sentence highlighted inside its paragraph.
-    item = page.locator(f"#sources .rag-citation[data-n='{citation['n']}']")
-    assert same_text(citation["title"]) in same_text(item.inner_text())
-    assert citation["source"] in item.inner_text()
+    # Sources panel: the article (title, file) once, the quoted sentence highlighted inside
+    # its paragraph under it.
+    entry = page.locator(f"#sources .rag-article[data-doc-id='{SEED_003}']")
+    assert same_text(citation["title"]) in same_text(entry.inner_text())
+    assert citation["source"] in entry.inner_text()
+    assert entry.locator(".rag-meta").count() == 0  # the seeds have no date or publisher
+    item = entry.locator(f".rag-citation[data-n='{citation['n']}']")
     assert same_text(item.locator("mark").inner_text()) == same_text(citation["quote"])
 
     article = open_citation(watched, page, marker)
@@ -111,11 +115,114 @@ def test_article_browser_lists_every_indexed_article(watched, server) -> None:
     listed = same_text(page.locator("#article-list").inner_text())
     for s in sources:
         assert same_text(s["title"]) in listed
+    assert rows.first.get_attribute("data-doc-id") == "harbour-2024-11"  # newest first
     with page.context.expect_page() as opened:
         rows.first.get_by_role("link").click()
     article = opened.value
     article.locator("h1").wait_for(timeout=WAIT_MS)
-    assert same_text(sources[0]["title"]) in same_text(article.locator("h1").inner_text())
+    assert "Lorries allowed back" in article.locator("h1").inner_text()
+    assert "Port Elling Herald · 6 Nov 2024" in article.locator(".byline").inner_text()
+    assert article.get_by_role("link", name="original ↗").get_attribute("href") == (
+        "https://herald.example.org/news/lorries-harbour-bridge"
+    )
+    assert_only_loopback(watched)
+
+
+def listed_ids(page) -> list[str]:  # noqa: ANN001
+    rows = page.locator("#article-list tbody tr")
+    return [rows.nth(i).get_attribute("data-doc-id") for i in range(rows.count())]
+
+
+def wait_for_listing(page, count: str) -> None:  # noqa: ANN001
+    page.locator("#article-list .rag-count", has_text=count).wait_for(timeout=WAIT_MS)
+
+
+def choose(page, dropdown: str, option: str) -> None:  # noqa: ANN001
+    page.locator(f"{dropdown} input").click()
+    page.get_by_role("option", name=option, exact=True).click()
+
+
+def test_article_browser_sorts_and_filters(watched, server) -> None:
+    page = open_chat(watched, server)
+    page.get_by_role("tab", name="Articles").click()
+    wait_for_listing(page, "9 articles indexed.")
+    ids = listed_ids(page)
+    dated = ["harbour-2024-11", "harbour-2024-09", "harbour-2024-06"]
+    assert ids[:3] == dated  # undated articles last, shown with a dash
+    last = page.locator("#article-list tbody tr").last
+    assert last.locator(".rag-published").inner_text() == "—"
+
+    choose(page, "#article-sort", "Oldest first")
+    page.wait_for_function(
+        "() => document.querySelector('#article-list tbody tr')?.dataset.docId === "
+        "'harbour-2024-06'",
+        timeout=WAIT_MS,
+    )
+    assert listed_ids(page)[:3] == dated[::-1]
+
+    choose(page, "#article-publisher", "Coastal Gazette")
+    wait_for_listing(page, "3 of 9 articles match.")
+    assert listed_ids(page) == ["harbour-2024-06", "harbour-2024-09", "harbour-undated"]
+
+    page.locator("#article-since input").fill("2024-07-01")
+    page.locator("#article-since input").press("Enter")
+    wait_for_listing(page, "1 of 9 articles match.")
+    assert listed_ids(page) == ["harbour-2024-09"]
+    assert_only_loopback(watched)
+
+
+BRIDGE = "What happened to the Harbour bridge in Port Elling?"
+
+
+def set_date(page, box: str, value: str) -> None:  # noqa: ANN001
+    page.locator(f"{box} input").fill(value)
+    page.locator(f"{box} input").press("Enter")
+
+
+def test_sources_grouped_by_article_and_the_date_range(watched, server) -> None:
+    expected = api_answer(server, BRIDGE)
+    by_doc: dict[str, list[int]] = {}
+    for c in expected["citations"]:
+        by_doc.setdefault(c["doc_id"], []).append(c["n"])
+    assert any(len(ns) > 1 for ns in by_doc.values()), "the test needs two quotes of one article"
+
+    page = open_chat(watched, server)
+    ask(page, BRIDGE)
+    page.locator("#sources .rag-article").first.wait_for(timeout=WAIT_MS)
+    entries = page.locator("#sources .rag-article")
+    assert entries.count() == len(by_doc)
+    for doc_id, ns in by_doc.items():
+        entry = page.locator(f"#sources .rag-article[data-doc-id='{doc_id}']")
+        quoted = entry.locator(".rag-citation")
+        assert [int(quoted.nth(i).get_attribute("data-n")) for i in range(quoted.count())] == ns
+    june = page.locator("#sources .rag-article[data-doc-id='harbour-2024-06']")
+    assert same_text(june.locator(".rag-meta").inner_text()) == (
+        "Coastal Gazette · 12 Jun 2024 · original ↗"
+    )
+    original = june.get_by_role("link", name="original ↗")
+    assert original.get_attribute("href").startswith("https://gazette.example.com/")
+    assert original.get_attribute("target") == "_blank"
+    assert "noopener" in original.get_attribute("rel")
+    # The answer's own source list: one item per article, its quotes' [n] under it.
+    items = last_answer(page).locator("li")
+    assert items.count() == len(by_doc)
+    assert "Coastal Gazette · 12 Jun 2024" in items.first.inner_text()
+
+    set_date(page, "#since", "2024-11-01")
+    ask(page, BRIDGE)
+    answer = last_answer(page).inner_text()
+    assert "Only articles published since 2024-11-01 were searched." in answer
+    assert "Port Elling Herald · 6 Nov 2024" in answer and "Coastal Gazette" not in answer
+    ask(page, "And were lorries allowed back?")  # a follow-up keeps the range and the context
+    assert "Only articles published since 2024-11-01" in last_answer(page).inner_text()
+    assert "Harbour bridge" in page.locator("#sources .rag-searched").first.inner_text()
+
+    set_date(page, "#until", "2024-02-30")
+    ask(page, BRIDGE)
+    assert "Sorry: until must be an ISO date like 2024-11-06, not '2024-02-30'" in (
+        same_text(last_answer(page).inner_text())
+    )
+    assert watched.page_errors == []
     assert_only_loopback(watched)
 
 
@@ -143,7 +250,7 @@ def test_widget_embedded_in_another_origin_keeps_citations(
     chat = page.locator("#news-widget gradio-app #widget-chat")
     page.locator("#news-widget gradio-app #question textarea").fill(EXAMPLE_QUESTION)
     page.locator("#news-widget gradio-app #question textarea").press("Enter")
-    marker = chat.get_by_role("link", name=f"[{citation['n']}]", exact=True)
+    marker = chat.get_by_role("link", name=f"[{citation['n']}]", exact=True).first
     marker.wait_for(timeout=WAIT_MS)
 
     assert same_text(citation["quote"]) in same_text(chat.inner_text())
@@ -167,4 +274,29 @@ def test_widget_in_an_iframe(watched, server, host_page: HostPage) -> None:
     frame.get_by_role("button", name=EXAMPLE_QUESTION).click()  # the chat's own examples
     link = frame.locator(f"#widget-chat a[href*='/article/{SEED_003}']").first
     link.wait_for(timeout=WAIT_MS)
+    assert_only_loopback(watched)
+
+
+def test_widget_shows_the_start_of_each_answer(watched, server, host_page: HostPage) -> None:
+    """The Chatbot would keep the end of a long answer, its source list, in view."""
+    url = host_page.write("answer-first.html", host_page_html(server.url))
+    page = watched.new_page()
+    page.goto(url)
+    page.locator("#news-widget gradio-app #question textarea").wait_for(timeout=WAIT_MS)
+    for question in (EXAMPLE_QUESTION, BRIDGE, EXAMPLE_QUESTION):
+        ask(page, question, chat="#widget-chat")
+        page.wait_for_function(
+            """() => {
+                const bots = document.querySelectorAll("#widget-chat [data-testid='bot']");
+                const bot = bots[bots.length - 1];
+                let box = bot.parentElement;
+                while (box && !(box.scrollHeight > box.clientHeight
+                       && getComputedStyle(box).overflowY === "auto")) box = box.parentElement;
+                const first = bot.getBoundingClientRect().top;
+                const view = box.getBoundingClientRect();
+                return box.scrollHeight > box.clientHeight + 200  // a long conversation
+                    && first >= view.top && first + 20 <= view.bottom;
+            }""",
+            timeout=5_000,
+        )
     assert_only_loopback(watched)
