@@ -21,10 +21,12 @@ _CHANGE = re.compile(
 
 
 def display_date(published: str | None) -> str:
-    """ "2024-11-06" -> "6 Nov 2024"; "" when unknown."""
-    if not published:
+    """ "2024-11-06" -> "6 Nov 2024"; "" when unknown (or not a date an index should hold,
+    e.g. from a Chroma server written by another tool)."""
+    try:
+        d = date.fromisoformat(published or "")
+    except (TypeError, ValueError):
         return ""
-    d = date.fromisoformat(published)
     return f"{d.day} {d:%b %Y}"
 
 

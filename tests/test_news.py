@@ -244,3 +244,15 @@ def test_a_later_copy_is_found_even_without_the_saved_index(tmp_path: Path) -> N
     records = store.document_records()
     assert records["aa_second"].duplicate_of == "zz_first"  # earliest indexed, not first id
     assert set(rebuild_duplicates(store).doc_ids()) == {"zz_first", "aa_second"}
+
+
+@pytest.mark.parametrize(
+    ("stored", "shown"),
+    [("2024-11-06", "6 Nov 2024"), (None, ""), ("", ""), ("06/11/2024", ""), ("2024-02-30", "")],
+)
+def test_a_missing_or_malformed_stored_date_is_shown_as_no_date(
+    stored: str | None, shown: str
+) -> None:
+    from rag.dates import display_date
+
+    assert display_date(stored) == shown
