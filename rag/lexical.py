@@ -35,7 +35,7 @@ from rag.store import CorpusVersion, IndexStore, Rows
 
 log = logging.getLogger(__name__)
 
-FORMAT = 1  # bump when the files or the analyzer change: older indexes are rebuilt
+FORMAT = 2  # bump when the files or the analyzer change: older indexes are rebuilt
 # Question words carry no topic; BM25 should not match "what" or "did".
 QUESTION_WORDS = (
     "what",
@@ -143,6 +143,7 @@ class _Tokens:
 
     chunk_ids: np.ndarray  # str per row
     doc_ids: np.ndarray  # str per row
+    days: np.ndarray  # int32 per row: its article's publication day (YYYYMMDD), 0 if unknown
     ids: np.ndarray  # int32, all rows' token ids one after the other
     starts: np.ndarray  # int64, len(rows) + 1
     vocab: dict[str, int]
@@ -157,12 +158,15 @@ class _Tokens:
         return _Tokens(
             self.chunk_ids[keep],
             self.doc_ids[keep],
+            self.days[keep],
             self.ids[token_keep],
             np.concatenate([[0], np.cumsum(lengths[keep])]).astype(np.int64),
             self.vocab,
         )
 
-    def plus(self, chunk_ids: list[str], doc_ids: list[str], terms: list[list[str]]) -> _Tokens:
+    def plus(
+        self, chunk_ids: list[str], doc_ids: list[str], days: list[int], terms: list[list[str]]
+    ) -> _Tokens:
         vocab = self.vocab
         new_ids = [[vocab.setdefault(t, len(vocab)) for t in row] for row in terms]
         flat = np.fromiter((i for row in new_ids for i in row), dtype=np.int32)
@@ -170,6 +174,7 @@ class _Tokens:
         return _Tokens(
             np.concatenate([self.chunk_ids, np.asarray(chunk_ids, dtype=str)]),
             np.concatenate([self.doc_ids, np.asarray(doc_ids, dtype=str)]),
+            np.concatenate([self.days, np.asarray(days, dtype=np.int32)]),
             np.concatenate([self.ids, flat]),
             np.concatenate([self.starts, self.starts[-1] + np.cumsum(lengths)]),
             vocab,
@@ -180,6 +185,7 @@ def _empty_tokens() -> _Tokens:
     return _Tokens(
         np.asarray([], dtype=str),
         np.asarray([], dtype=str),
+        np.asarray([], dtype=np.int32),
         np.asarray([], dtype=np.int32),
         np.zeros(1, dtype=np.int64),
         {},
@@ -201,6 +207,7 @@ class LexicalIndex:
         self.fingerprint: str = manifest["fingerprint"]
         self.chunk_ids = np.load(folder / "chunk_ids.npy", mmap_mode="r")
         self.doc_ids = np.load(folder / "doc_ids.npy", mmap_mode="r")
+        self.days = np.load(folder / "days.npy", mmap_mode="r")
         self._bm25 = bm25s.BM25.load(folder / "bm25", mmap=True, show_progress=False)
         self._vocab: dict[str, int] = self._bm25.vocab_dict
         indptr = self._bm25.scores["indptr"]
@@ -216,15 +223,25 @@ class LexicalIndex:
         return [t for t in terms if (i := self._vocab.get(t)) is not None and self._df[i] > 0]
 
     def top_chunks(
-        self, terms: list[str], n: int, doc_ids: list[str] | None = None
+        self,
+        terms: list[str],
+        n: int,
+        doc_ids: list[str] | None = None,
+        days: tuple[int, int] | None = None,
     ) -> list[tuple[str, float]]:
-        """(chunk id, BM25 score), best first; only chunks that match a term."""
+        """(chunk id, BM25 score), best first; only chunks that match a term.
+        ``days``: only chunks of articles published in (first, last), YYYYMMDD inclusive."""
         known = self.known_terms(terms)
         if not known or self.size == 0:
             return []
         scores = np.asarray(self._bm25.get_scores(known), dtype=np.float32)
         if doc_ids:
             scores = np.where(np.isin(self.doc_ids, doc_ids), scores, 0.0)
+        if days is not None:
+            first, last = days
+            # An undated article (day 0) is never in a range.
+            held = (self.days >= max(first, 1)) & (self.days <= last)
+            scores = np.where(held, scores, 0.0)
         n = min(n, self.size)
         top = np.argpartition(-scores, n - 1)[:n]
         top = top[np.argsort(-scores[top], kind="stable")]
@@ -321,6 +338,7 @@ def _reusable_tokens(published: LexicalIndex | None, version: CorpusVersion) -> 
         _Tokens(
             np.asarray(published.chunk_ids),
             np.asarray(published.doc_ids),
+            np.asarray(published.days),
             np.load(folder / "token_ids.npy"),
             np.load(folder / "token_starts.npy"),
             vocab,
@@ -353,6 +371,7 @@ def _with_changes(
             tokens = tokens.plus(
                 chunks.ids,
                 [m["doc_id"] for m in chunks.metadatas],
+                [int(m.get("published_day") or 0) for m in chunks.metadatas],
                 analyzer.terms_of(chunks.texts),
             )
             bar.update(len(batch))
@@ -401,6 +420,7 @@ def _publish(
     bm25.save(folder / "bm25", show_progress=False)
     np.save(folder / "chunk_ids.npy", tokens.chunk_ids)
     np.save(folder / "doc_ids.npy", tokens.doc_ids)
+    np.save(folder / "days.npy", tokens.days)
     np.save(folder / "token_ids.npy", tokens.ids)
     np.save(folder / "token_starts.npy", tokens.starts)
     (folder / "token_vocab.json").write_text(json.dumps(tokens.vocab), encoding="utf-8")

@@ -111,7 +111,7 @@ def gather_candidates(
     """The best ``articles`` articles for the question, read from Chroma by id.
 
     ``dates``: only articles published in the range (a Chroma ``where`` on the chunks'
-    ``published_day`` for the dense search; BM25 hits filtered by their records' dates).
+    ``published_day`` for the dense search; the BM25 index keeps each chunk's day too).
     ``newest_first``: the candidate articles are ranked by date, newest first (undated
     last), keeping the fused order among articles of the same day.
     """
@@ -119,14 +119,8 @@ def gather_candidates(
     dense_hits = store.nearest(store.chunks, query_vector, pool, doc_ids, where)
     lexical_hits = []
     if lexical is not None:
-        lexical_hits = lexical.top_chunks(terms, pool * (4 if dates else 1), doc_ids)
-        if dates:
-            dated = store.records_for(list(dict.fromkeys(_doc_of(c) for c, _ in lexical_hits)))
-            lexical_hits = [
-                (c, s)
-                for c, s in lexical_hits
-                if (r := dated.get(_doc_of(c))) and dates.holds(r.published)
-            ][:pool]
+        days = (dates.first_day, dates.last_day) if dates else None
+        lexical_hits = lexical.top_chunks(terms, pool, doc_ids, days)
     rankings = [
         [_doc_of(cid) for cid, _, _ in dense_hits],
         [_doc_of(cid) for cid, _ in lexical_hits],

@@ -256,3 +256,22 @@ def test_a_missing_or_malformed_stored_date_is_shown_as_no_date(
     from rag.dates import display_date
 
     assert display_date(stored) == shown
+
+
+def test_bm25_keeps_each_chunk_day_for_date_filters(news_settings: Settings) -> None:
+    from rag.dates import DateRange
+    from rag.lexical import open_lexical
+
+    store = IndexStore(news_settings)
+    lexical = open_lexical(store, Engine.analyzer_for(news_settings))
+    assert lexical is not None
+    terms = lexical.terms("cycle lane Harbour bridge Port Elling")
+    everything = {c.rsplit(":", 2)[0] for c, _ in lexical.top_chunks(terms, 100)}
+    assert "harbour-undated" in everything
+    records = store.records_for(sorted(everything))
+    for since, until in (("2024-09-01", "2024-11-30"), ("2000-01-01", None), (None, "2024-06-30")):
+        dates = DateRange.of(since, until)
+        hits = lexical.top_chunks(terms, 100, days=(dates.first_day, dates.last_day))
+        found = {c.rsplit(":", 2)[0] for c, _ in hits}
+        assert found == {d for d in everything if dates.holds(records[d].published)}
+        assert "harbour-undated" not in found
