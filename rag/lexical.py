@@ -213,8 +213,23 @@ class LexicalIndex:
         indptr = self._bm25.scores["indptr"]
         self._df = np.diff(np.asarray(indptr))  # chunks holding each term
         self.size = len(self.chunk_ids)
+        self._day_lookup: tuple[np.ndarray, np.ndarray] | None = None
 
     # --- reading ----------------------------------------------------------------------------
+
+    def days_of(self, doc_ids: list[str]) -> dict[str, int]:
+        """Publication day (YYYYMMDD, 0 when undated) of the articles this index holds;
+        an article it does not hold (added since it was built) is left out."""
+        if self._day_lookup is None:
+            order = np.argsort(self.doc_ids, kind="stable")
+            self._day_lookup = (np.asarray(self.doc_ids)[order], np.asarray(self.days)[order])
+        sorted_ids, days = self._day_lookup
+        if not len(sorted_ids) or not doc_ids:
+            return {}
+        wanted = np.asarray(doc_ids, dtype=str)
+        at = np.minimum(np.searchsorted(sorted_ids, wanted), len(sorted_ids) - 1)
+        found = sorted_ids[at] == wanted
+        return {d: int(day) for d, day, ok in zip(doc_ids, days[at], found, strict=True) if ok}
 
     def terms(self, text: str) -> list[str]:
         return self.analyzer.terms(text)

@@ -16,12 +16,14 @@ from typing import TYPE_CHECKING, TypeVar
 import numpy as np
 
 from rag.lexical import LexicalIndex
-from rag.store import IndexStore, Rows, unpack_vectors
+from rag.store import DocumentRecord, IndexStore, Rows, unpack_vectors
 
 if TYPE_CHECKING:
     from rag.dates import DateRange
 
 T = TypeVar("T", int, str)
+# A date range first looks this many times deeper into the unfiltered nearest chunks.
+DATE_OVERFETCH = 8
 RRF_K = 60  # the constant from Cormack et al. (2009); damps the weight of top ranks
 
 
@@ -115,18 +117,18 @@ def gather_candidates(
     ``newest_first``: the candidate articles are ranked by date, newest first (undated
     last), keeping the fused order among articles of the same day.
     """
-    where = dates.where() if dates else None
-    dense_hits = store.nearest(store.chunks, query_vector, pool, doc_ids, where)
+    records: dict[str, DocumentRecord] = {}
+    dense_hits = _dense_hits(store, lexical, query_vector, pool, doc_ids, dates, records)
     lexical_hits = []
     if lexical is not None:
         days = (dates.first_day, dates.last_day) if dates else None
         lexical_hits = lexical.top_chunks(terms, pool, doc_ids, days)
     rankings = [
-        [_doc_of(cid) for cid, _, _ in dense_hits],
+        [_doc_of(cid) for cid, _ in dense_hits],
         [_doc_of(cid) for cid, _ in lexical_hits],
     ]
     best_docs = [doc for doc, _ in fuse(rankings)][:articles]
-    records = store.records_for(best_docs)
+    records |= store.records_for([d for d in best_docs if d not in records])
     docs = [d for d in best_docs if d in records]
     if dates:
         docs = [d for d in docs if dates.holds(records[d].published)]
@@ -141,10 +143,40 @@ def gather_candidates(
     rows = corpus.chunk_position
     return Candidates(
         corpus=corpus,
-        dense=[rows[cid] for cid, _, _ in dense_hits if cid in rows],
+        dense=[rows[cid] for cid, _ in dense_hits if cid in rows],
         lexical=[rows[cid] for cid, _ in lexical_hits if cid in rows],
         article_rank={doc: rank for rank, doc in enumerate(docs)},
     )
+
+
+def _dense_hits(
+    store: IndexStore,
+    lexical: LexicalIndex | None,
+    vector: np.ndarray,
+    pool: int,
+    doc_ids: list[str] | None,
+    dates: DateRange | None,
+    records: dict[str, DocumentRecord],
+) -> list[tuple[str, float]]:
+    """The ``pool`` nearest chunks (in the date range). Chroma filters by metadata with a
+    scan that costs more than the search, so a range is first tried on the nearest
+    chunks of all: if ``pool`` of them are in range, they are exactly the ones a filtered
+    search returns. Days come from the BM25 index, else from the articles' records
+    (``records``: filled with those read)."""
+    if dates is None:
+        return store.nearest(store.chunks, vector, pool, doc_ids)
+    nearest = store.nearest(store.chunks, vector, pool * DATE_OVERFETCH, doc_ids)
+    docs = list(dict.fromkeys(_doc_of(c) for c, _ in nearest))
+    days = lexical.days_of(docs) if lexical is not None else {}
+    unknown = [d for d in docs if d not in days]
+    if unknown:
+        records |= store.records_for(unknown)
+        days |= {d: records[d].published_day or 0 for d in unknown if d in records}
+    first, last = max(dates.first_day, 1), dates.last_day
+    in_range = [(c, s) for c, s in nearest if first <= days.get(_doc_of(c), 0) <= last]
+    if len(in_range) >= pool:
+        return in_range[:pool]
+    return store.nearest(store.chunks, vector, pool, doc_ids, dates.where())
 
 
 def row_key(doc_id: str, content_hash: str) -> str:

@@ -344,9 +344,10 @@ class IndexStore:
         n: int,
         doc_ids: list[str] | None = None,
         where: dict | None = None,
-    ) -> list[tuple[str, float, dict[str, Any]]]:
-        """(row id, cosine similarity, metadata), best first, from Chroma's HNSW index;
-        ``where``: a further filter on the rows' metadata (a date range)."""
+    ) -> list[tuple[str, float]]:
+        """(row id, cosine similarity), best first, from Chroma's HNSW index; ``where``: a
+        further filter on the rows' metadata (a date range). No metadata is read: a chunk's
+        carries its sentences, and reading it would cost more than the search."""
         filters = [{"doc_id": {"$in": doc_ids}}] if doc_ids else []
         filters += [where] if where else []
         where = {"$and": filters} if len(filters) > 1 else (filters[0] if filters else None)
@@ -355,16 +356,13 @@ class IndexStore:
                 query_embeddings=[embedding.tolist()],
                 n_results=n,
                 where=where,
-                include=["distances", "metadatas"],
+                include=["distances"],
             )
         except Exception as exc:
             if collection.count() == 0:
                 return []
             raise IndexUnavailableError(f"cannot search the index: {exc}") from exc
-        return [
-            (i, 1.0 - d, m)
-            for i, d, m in zip(got["ids"][0], got["distances"][0], got["metadatas"][0], strict=True)
-        ]
+        return [(i, 1.0 - d) for i, d in zip(got["ids"][0], got["distances"][0], strict=True)]
 
 
 def pack_vectors(vectors: np.ndarray) -> tuple[str, list[float]]:

@@ -275,3 +275,27 @@ def test_bm25_keeps_each_chunk_day_for_date_filters(news_settings: Settings) -> 
         found = {c.rsplit(":", 2)[0] for c, _ in hits}
         assert found == {d for d in everything if dates.holds(records[d].published)}
         assert "harbour-undated" not in found
+
+
+@pytest.mark.parametrize("pool", [2, 30])  # 2: the nearest chunks hold enough in range
+def test_dense_search_in_a_date_range_matches_chromas_filtered_search(
+    news_settings: Settings, pool: int
+) -> None:
+    from rag.dates import DateRange
+    from rag.lexical import open_lexical
+    from rag.retrieve import _dense_hits
+
+    engine = Engine(news_settings, auto_ingest=False)
+    store = engine.store
+    lexical = open_lexical(store, engine.analyzer)
+    vector = engine.embedding.embed_query(BRIDGE)
+    for since, until in (("2024-01-01", "2024-12-31"), ("2024-09-01", None), (None, "2024-06-30")):
+        dates = DateRange.of(since, until)
+        exact = store.nearest(store.chunks, vector, pool, None, dates.where())
+        for index in (lexical, None):  # days from BM25, or from the article records
+            found = _dense_hits(store, index, vector, pool, None, dates, {})
+            assert [c for c, _ in found] == [c for c, _ in exact]
+    assert lexical is not None
+    days = lexical.days_of(["harbour-2024-06", "harbour-undated", "no-such-article"])
+    assert days["harbour-2024-06"] // 100 == 202406 and days["harbour-undated"] == 0
+    assert "no-such-article" not in days
