@@ -31,6 +31,14 @@ def fail(exc: RagError) -> typer.Exit:
     return typer.Exit(exc.exit_code)
 
 
+def one_shot(settings: Settings) -> Settings:
+    """Settings for a process that answers and exits: questions on the embedding model's
+    quickest-loading runtime, unless ``RAG_QUERY_RUNTIME`` chooses."""
+    if "query_runtime" in settings.model_fields_set:
+        return settings
+    return settings.model_copy(update={"query_runtime": "c"})
+
+
 @app.command()
 def ingest(
     paths: Annotated[
@@ -93,7 +101,7 @@ def ask(
 
     try:
         dates = DateRange.of(since, until)  # a bad date fails before the model loads
-        engine = Engine(get_settings())
+        engine = Engine(one_shot(get_settings()))
     except RagError as exc:
         raise fail(exc) from None
     if dates is not None:

@@ -39,6 +39,38 @@ def test_same_vectors_as_the_c_engine(backends, sentences: list[str]) -> None:  
         assert int(np.argmax(ours @ query)) == int(np.argmax(theirs @ query))
 
 
+def test_questions_on_either_runtime_find_the_same_sentences(
+    backends,  # noqa: ANN001
+    sentences: list[str],
+    tmp_path: Path,
+) -> None:
+    """``query_runtime``: int8 (servers) or the C engine (one-shot `rag ask`)."""
+    import json
+
+    onnx, _ = backends
+    c_runtime = OnnxE5Embedding(make_settings(tmp_path / "unused", query_runtime="c"))
+    passages = onnx.embed_documents(sentences)
+    questions = [
+        json.loads(line)["question"]
+        for line in (SEEDS.parent / "eval" / "questions.jsonl").read_text().splitlines()[:30]
+    ]
+    same = 0
+    for question in questions:
+        int8, c = onnx.embed_query(question), c_runtime.embed_query(question)
+        assert float(int8 @ c) > 0.98
+        same += int(np.argmax(passages @ int8)) == int(np.argmax(passages @ c))
+    assert same >= len(questions) - 2
+
+
+def test_a_one_shot_ask_uses_the_quick_loading_runtime_unless_told(monkeypatch) -> None:  # noqa: ANN001
+    from rag.cli import one_shot
+    from rag.settings import Settings
+
+    assert one_shot(Settings()).query_runtime == "c"
+    monkeypatch.setenv("RAG_QUERY_RUNTIME", "int8")
+    assert one_shot(Settings()).query_runtime == "int8"
+
+
 def test_tokens_are_the_c_engines(backends, sentences: list[str]) -> None:  # noqa: ANN001
     onnx, c_engine = backends
     for text in [*sentences[:40], "naïve café — 東京 🙂", "x" * 3000]:
