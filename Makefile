@@ -49,7 +49,7 @@ eval-bbc: install  ## the BBC questions (fitting and held-out halves) over the w
 	$(BIN)/rag eval --corpus $(BBC) --set eval/bbc/fit.jsonl --set eval/bbc/heldout.jsonl \
 	  --index .fit/bbc-index --out eval/out/bbc --no-baseline
 
-fit: install  ## refit rag/data/scorer.json on the seeds set and the BBC fitting half
+fit: install  ## refit rag/data/scorer.json on the seeds set and the BBC fitting sets
 	$(BIN)/python -m rag.fit --bbc-corpus $(BBC) --bbc-index .fit/bbc-index
 
 bench: install browser  ## benchmarks: engine, HTTP API, the BBC archive and 20k/100k articles

@@ -143,3 +143,33 @@ def test_bbc_key_facts_are_in_their_gold_articles(bbc_halves: dict[str, list[Que
             if not any(normalize(alt) in t for alt in group for t in texts):
                 problems.append((q.id, group))
     assert not problems
+
+
+BULK_SET = BBC_DIR / "bulk" / "bulk.jsonl"
+
+
+def test_bulk_fitting_questions_stay_off_the_held_out_articles(
+    bbc_halves: dict[str, list[Question]],
+) -> None:
+    """The bulk-written fitting questions (eval/bbc/bulk/) never touch a held-out article."""
+    bulk = load_questions(BULK_SET)
+    assert len(bulk) >= 300
+    assert len({q.id for q in bulk}) == len(bulk)
+    assert not {q.id for q in bulk} & {q.id for q in bbc_halves["fit"] + bbc_halves["heldout"]}
+    held_out = {g for q in bbc_halves["heldout"] for g in q.gold_sources}
+    assert not held_out & {g for q in bulk for g in q.gold_sources}
+    assert sum(not q.answerable for q in bulk) >= 60
+
+
+@pytest.mark.skipif(not BBC_CORPUS.is_dir(), reason=f"the BBC archive is not at {BBC_CORPUS}")
+def test_bulk_key_facts_are_in_their_gold_articles() -> None:
+    problems = []
+    for q in load_questions(BULK_SET):
+        for gold in q.gold_sources:
+            text = normalize((BBC_CORPUS / f"{gold}.txt").read_bytes().decode("utf-8", "replace"))
+            problems += [
+                (q.id, gold, g)
+                for g in q.must_contain
+                if not any(normalize(alt) in text for alt in g)
+            ]
+    assert not problems

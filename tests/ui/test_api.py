@@ -27,8 +27,14 @@ def client(server: LocalServer) -> httpx.Client:
 
 
 def cli_answer(server: LocalServer, question: str) -> dict:
-    """``rag ask --json`` against the same index the server uses."""
-    env = {**os.environ, "RAG_INDEX_DIR": str(server.workdir / "index")}
+    """``rag ask --json`` against the same index the server uses, embedding the question on
+    the server's runtime (a one-shot `rag ask` would use the C engine: passage scores then
+    differ in the fourth decimal)."""
+    env = {
+        **os.environ,
+        "RAG_INDEX_DIR": str(server.workdir / "index"),
+        "RAG_QUERY_RUNTIME": "int8",
+    }
     result = subprocess.run(
         [sys.executable, "-m", "rag.cli", "ask", "--json", question],
         env=env,
