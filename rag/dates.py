@@ -82,9 +82,11 @@ class DateRange:
 
     def holds(self, published: str | None) -> bool:
         """Whether an article's date is in the range; an unknown date never is."""
-        if not published:
-            return False
-        return self.first_day <= int(published.replace("-", "")) <= self.last_day
+        return bool(published) and self.holds_day(int(published.replace("-", "")))
+
+    def holds_day(self, day: int) -> bool:
+        """The same for a day as YYYYMMDD, 0 when unknown."""
+        return day > 0 and self.first_day <= day <= self.last_day
 
     def describe(self) -> str:
         if self.since and self.until:

@@ -28,7 +28,7 @@ from rag.question import Question, sides
 from rag.retrieve import Candidates, Corpus, gather_candidates, rank_passages
 from rag.scorer import FittedModel, load_model, sigmoid
 from rag.settings import Settings, get_settings
-from rag.store import CorpusVersion, IndexStore
+from rag.store import CorpusVersion, IndexStore, all_of
 
 log = logging.getLogger(__name__)
 
@@ -364,10 +364,8 @@ class Engine:
         Chroma; with a date range, articles without a date are left out.
         """
         dates = DateRange.of(since, until)
-        filters = [dates.where()] if dates else []
-        if publisher:
-            filters.append({"publisher": {"$eq": publisher}})
-        where = {"$and": filters} if len(filters) > 1 else (filters[0] if filters else None)
+        by_publisher = {"publisher": {"$eq": publisher}} if publisher else None
+        where = all_of([dates.where() if dates else None, by_publisher])
         records = self.store.document_records(limit, where=where)
         return [r.as_source() for _, r in sorted(records.items())]
 

@@ -172,8 +172,7 @@ def _dense_hits(
     if unknown:
         records |= store.records_for(unknown)
         days |= {d: records[d].published_day or 0 for d in unknown if d in records}
-    first, last = max(dates.first_day, 1), dates.last_day
-    in_range = [(c, s) for c, s in nearest if first <= days.get(_doc_of(c), 0) <= last]
+    in_range = [(c, s) for c, s in nearest if dates.holds_day(days.get(_doc_of(c), 0))]
     if len(in_range) >= pool:
         return in_range[:pool]
     return store.nearest(store.chunks, vector, pool, doc_ids, dates.where())

@@ -124,6 +124,12 @@ class DocumentRecord:
         )
 
 
+def all_of(filters: list[dict | None]) -> dict | None:
+    """One Chroma ``where`` that every given filter must hold (None: no filter)."""
+    given = [f for f in filters if f]
+    return {"$and": given} if len(given) > 1 else (given[0] if given else None)
+
+
 def day_number(published: str | None) -> int | None:
     """ "2024-11-06" -> 20241106; None for an unknown date."""
     return int(published.replace("-", "")) if published else None
@@ -348,9 +354,7 @@ class IndexStore:
         """(row id, cosine similarity), best first, from Chroma's HNSW index; ``where``: a
         further filter on the rows' metadata (a date range). No metadata is read: a chunk's
         carries its sentences, and reading it would cost more than the search."""
-        filters = [{"doc_id": {"$in": doc_ids}}] if doc_ids else []
-        filters += [where] if where else []
-        where = {"$and": filters} if len(filters) > 1 else (filters[0] if filters else None)
+        where = all_of([{"doc_id": {"$in": doc_ids}} if doc_ids else None, where])
         try:
             got = collection.query(
                 query_embeddings=[embedding.tolist()],
