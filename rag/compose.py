@@ -16,7 +16,7 @@ from rag.models import Citation
 from rag.retrieve import Corpus
 from rag.scorer import ComposeRules
 
-ANSWER_CHAR_BUDGET = 450  # further quotes are added only while the answer fits
+ANSWER_CHAR_BUDGET = 450  # the median answer stays within this (``rag.fit`` checks it)
 # First words that point back to the sentence before ("He said…", "This means…").
 _POINTING_BACK = frozenset(
     [
@@ -76,7 +76,7 @@ def select(
         )
         if already or probs[row] < wanted or _repeats(corpus, row, picked):
             continue
-        if length + len(texts[row]) > ANSWER_CHAR_BUDGET:
+        if length + len(texts[row]) > rules.max_chars:
             continue
         picked.append(row)
         length += len(texts[row])

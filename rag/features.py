@@ -9,12 +9,13 @@ matched. ``rag.scorer`` weighs them with parameters fitted by ``rag.fit``.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 
 from rag.question import Question, holds_answer_type
-from rag.retrieve import Candidates
+from rag.retrieve import Candidates, Corpus
 
 SENTENCE_FEATURES = (
     "dense",  # cosine of sentence and question embeddings
@@ -36,6 +37,14 @@ SENTENCE_FEATURES = (
     "dense_in_article",  # dense minus the best dense in its article
     "bm25_in_article",  # bm25 minus the best bm25 in its article
     "coverage_in_article",  # idf_coverage minus the best in its article
+    # What sets the sentence apart from the rest of its article, times ``article``. The
+    # headline and lede restate what a question is about; the sentence that answers holds
+    # the question's other words, and the ones few sentences of the article share.
+    "local_coverage",  # question terms it holds, each weighted by how few sentences of
+    # its article hold it (a tf-idf within the article)
+    "centred_dense",  # cosine of the question and the sentence minus its article's mean
+    "beyond_headline",  # share it holds of the question terms its headline lacks
+    "beyond_lede",  # share it holds of the question terms its headline and lede lack
 )
 
 EVIDENCE_FEATURES = (
@@ -47,6 +56,7 @@ EVIDENCE_FEATURES = (
     "best_coverage",  # idf-weighted share of question terms in the best sentence's article
     "best_has_type",  # the best sentence holds the asked type of answer (1 if none asked)
     "top_has_type",  # one of the three best sentences does (1 if none asked)
+    "top_coverage",  # the most of the question's terms, idf-weighted, one of them holds
 )
 
 
@@ -83,6 +93,7 @@ def sentence_features(
         doc: _coverage([held], unique_terms, idf)[1][0] for doc, held in article_terms.items()
     }
     rank = candidates.article_rank
+    article = np.asarray([1.0 / (1 + rank.get(d, len(rank))) for d in docs], dtype=np.float32)
     position = corpus.sentence_position
     answer_type = np.asarray(
         [holds_answer_type(t, question) for t in corpus.sentences.texts], dtype=np.float32
@@ -96,7 +107,7 @@ def sentence_features(
             bm25,
             coverage,
             idf_coverage,
-            [1.0 / (1 + rank.get(d, len(rank))) for d in docs],
+            article,
             [article_cov[d] for d in docs],
             position == 0,
             1.0 / (1 + position),
@@ -106,6 +117,9 @@ def sentence_features(
             _minus_article_best(dense, docs),
             _minus_article_best(bm25, docs),
             _minus_article_best(idf_coverage, docs),
+            # Weighed by the article's rank: they tell sentences of one article apart, and
+            # must not lift a sentence of an article that answers something else.
+            *(f * article for f in _within_article(corpus, vector, sentence_terms, unique_terms)),
         ]
     ).astype(np.float32)
     known = lexical.known_terms(unique_terms)
@@ -139,6 +153,7 @@ def evidence_features(
             table.article_coverage.get(str(docs[best]), 0.0),
             float(has_type[best]) if asks else 1.0,
             float(has_type[top3].max()) if asks else 1.0,
+            float(table.values[top3, column("idf_coverage")].max()),
         ],
         dtype=np.float32,
     )
@@ -170,6 +185,36 @@ def _minus_article_best(values: np.ndarray, docs: np.ndarray) -> np.ndarray:
     for doc, value in zip(docs, values, strict=True):
         best[doc] = max(best.get(doc, -np.inf), float(value))
     return values - np.asarray([best[d] for d in docs], dtype=np.float32)
+
+
+def _within_article(
+    corpus: Corpus, vector: np.ndarray, sentence_terms: list[set[str]], terms: list[str]
+) -> tuple[np.ndarray, ...]:
+    """local_coverage, centred_dense, beyond_headline and beyond_lede of every sentence."""
+    n = len(sentence_terms)
+    local, centred, beyond_headline, beyond_lede = (np.zeros(n, np.float32) for _ in range(4))
+    docs, position = corpus.sentence_doc, corpus.sentence_position
+    for doc in dict.fromkeys(docs):
+        rows = np.flatnonzero(docs == doc)
+        held = [sentence_terms[r] for r in rows]
+        share = {t: sum(t in h for h in held) for t in terms}
+        weight = {t: math.log((len(rows) + 1) / (k + 0.5)) for t, k in share.items() if k}
+        total = sum(weight.values()) or 1.0
+        local[rows] = [sum(w for t, w in weight.items() if t in h) / total for h in held]
+
+        vectors = corpus.sentences.embeddings[rows]
+        centred_vectors = vectors - vectors.mean(axis=0)
+        norms = np.maximum(np.linalg.norm(centred_vectors, axis=1), 1e-6)
+        centred[rows] = (centred_vectors @ vector) / norms
+
+        for top, out in ((0, beyond_headline), (1, beyond_lede)):
+            opening = set().union(
+                *(h for h, p in zip(held, position[rows], strict=True) if p <= top)
+            )
+            rest = [t for t in terms if t not in opening]
+            if rest:
+                out[rows] = [sum(t in h for t in rest) / len(rest) for h in held]
+    return local, centred, beyond_headline, beyond_lede
 
 
 def _neighbour_best(dense: np.ndarray, docs: np.ndarray) -> np.ndarray:

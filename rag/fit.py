@@ -59,6 +59,9 @@ BUDGET_MARGIN = 30
 FALSE_REFUSALS = 0.05  # at most this share of answerable fitting questions refused
 # A further quote's probability as a share of the best one's; 1.01: never.
 SAME_ARTICLE_QUOTES = (1, 2)  # further sentences of the best article, at most
+# The longest quoted text a further quote may make: a cap above the budget lets short
+# answers take a third sentence while the median stays within it.
+MAX_CHARS = (400, 450, 500, 550, 600)
 GRID = (0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.01)
 
 
@@ -244,8 +247,8 @@ def fit(examples: list[Example]) -> FittedModel:
     threshold = float(np.quantile(p[is_answerable], FALSE_REFUSALS)) - 1e-6
 
     best_rules, best_score = ComposeRules(1.01, 1.01), (-1.0, 0.0)
-    for same, other, quotes in itertools.product(GRID, GRID, SAME_ARTICLE_QUOTES):
-        rules = ComposeRules(same, other, quotes)
+    for same, other, quotes, chars in itertools.product(GRID, GRID, SAME_ARTICLE_QUOTES, MAX_CHARS):
+        rules = ComposeRules(same, other, quotes, chars)
         recall, median = key_fact_score(examples, sentence, rules)
         within = median <= ANSWER_CHAR_BUDGET - BUDGET_MARGIN
         if within and (recall, -median) > (best_score[0], -best_score[1]):

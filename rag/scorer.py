@@ -65,6 +65,7 @@ class ComposeRules:
     same_article: float  # another sentence of the best article
     other_article: float  # the best sentence of another article
     same_article_quotes: int = 1  # at most this many further sentences of the best article
+    max_chars: int = 450  # further quotes only while the quoted text stays this short
 
 
 @dataclass(frozen=True)

@@ -84,3 +84,26 @@ def test_a_model_file_for_other_features_is_a_clear_error(tmp_path: Path) -> Non
     path.write_text("{", encoding="utf-8")
     with pytest.raises(ConfigError, match="cannot read"):
         FittedModel.load(path)
+
+
+def test_the_sentence_holding_what_the_headline_lacks_stands_out(engine) -> None:  # noqa: ANN001
+    """Within-article features, on the real seed index: the question's words its article's
+    headline lacks ("drones", "electronic-warfare", "money") are in the answering sentence."""
+    question = Question.read(
+        "How much money has Washington set aside so Ukraine can build its own drones "
+        "and electronic-warfare systems?"
+    )
+    candidates, table = engine.candidates(question)
+    corpus = candidates.corpus
+    column = SENTENCE_FEATURES.index
+    rows = np.flatnonzero(corpus.sentence_doc == "000_8d93e48187a857e9")
+    texts = [corpus.sentences.texts[r] for r in rows]
+    answer = rows[next(i for i, t in enumerate(texts) if "200 million" in t)]
+    headline = rows[int(np.argmin(corpus.sentence_position[rows]))]
+    for feature in ("beyond_headline", "local_coverage"):
+        values = table.values[rows, column(feature)]
+        assert table.values[answer, column(feature)] == values.max() > 0, feature
+    assert table.values[headline, column("beyond_headline")] == 0.0
+    assert table.values[answer, column("centred_dense")] > np.median(
+        table.values[rows, column("centred_dense")]
+    )

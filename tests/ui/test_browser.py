@@ -172,6 +172,8 @@ def test_article_browser_sorts_and_filters(watched, server) -> None:
 
 
 BRIDGE = "What happened to the Harbour bridge in Port Elling?"
+# Answered with two quotes of the June article: what the grouping of sources shows.
+BRIDGE_CLOSED = "Why was the Harbour bridge in Port Elling closed and what did the council say?"
 
 
 def set_date(page, box: str, value: str) -> None:  # noqa: ANN001
@@ -180,14 +182,14 @@ def set_date(page, box: str, value: str) -> None:  # noqa: ANN001
 
 
 def test_sources_grouped_by_article_and_the_date_range(watched, server) -> None:
-    expected = api_answer(server, BRIDGE)
+    expected = api_answer(server, BRIDGE_CLOSED)
     by_doc: dict[str, list[int]] = {}
     for c in expected["citations"]:
         by_doc.setdefault(c["doc_id"], []).append(c["n"])
     assert any(len(ns) > 1 for ns in by_doc.values()), "the test needs two quotes of one article"
 
     page = open_chat(watched, server)
-    ask(page, BRIDGE)
+    ask(page, BRIDGE_CLOSED)
     page.locator("#sources .rag-article").first.wait_for(timeout=WAIT_MS)
     entries = page.locator("#sources .rag-article")
     assert entries.count() == len(by_doc)
