@@ -208,8 +208,12 @@ def _within_article(
         centred[rows] = (centred_vectors @ vector) / norms
 
         for top, out in ((0, beyond_headline), (1, beyond_lede)):
-            opening = set().union(
-                *(h for h, p in zip(held, position[rows], strict=True) if p <= top)
+            # A snippet of one or two sentences has no body past its opening: all of it
+            # counts as body.
+            opening = (
+                set().union(*(h for h, p in zip(held, position[rows], strict=True) if p <= top))
+                if position[rows].max() > top
+                else set()
             )
             rest = [t for t in terms if t not in opening]
             if rest:

@@ -104,7 +104,11 @@ class Question:
             text=text,
             answer_type=_answer_type(lower),
             polar=bool(lower) and lower[0] in POLAR_OPENERS,
-            names=frozenset(w.lower() for w in ws[1:] if w[:1].isupper()),
+            # Months and weekdays are when, not who: an archive dates its articles
+            # without always naming the month in the text.
+            names=frozenset(
+                w.lower() for w in ws[1:] if w[:1].isupper() and w.lower() not in MONTHS | WEEKDAYS
+            ),
             words=frozenset(lower),
         )
 

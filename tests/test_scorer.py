@@ -43,6 +43,11 @@ def test_an_answer_type_counts_only_what_the_question_lacks() -> None:
     assert not holds_answer_type("Carly Fiorina left Hewlett-Packard in February.", who)
 
 
+def test_a_month_in_a_question_is_not_a_name() -> None:
+    question = Question.read("What happened to the Harbour bridge in Port Elling in June?")
+    assert question.names == {"harbour", "port", "elling"}
+
+
 def test_a_question_about_two_sides_is_split() -> None:
     assert sides("How do Kyiv's and Moscow's conditions for talks compare?") == [
         "How do Kyiv's conditions for talks compare?",
@@ -107,3 +112,29 @@ def test_the_sentence_holding_what_the_headline_lacks_stands_out(engine) -> None
     assert table.values[answer, column("centred_dense")] > np.median(
         table.values[rows, column("centred_dense")]
     )
+
+
+def test_a_snippet_has_no_headline_to_look_beyond(tmp_path: Path) -> None:
+    """Records of one sentence (web snippets): the whole snippet is its body, so a snippet
+    holding the question's terms is not marked down for having no text past its opening."""
+    from rag.engine import Engine
+    from rag.ingest import ingest_paths
+    from tests.conftest import make_settings
+
+    export = tmp_path / "snippets.jsonl"
+    records = [
+        {"id": "s1", "text": "The Harbour bridge reopened to lorries after load tests."},
+        {"id": "s2", "text": "Ferries between the two quays will stop running next week."},
+    ]
+    export.write_text("\n".join(json.dumps(r) for r in records), encoding="utf-8")
+    question = "Why were lorries allowed back on the Harbour bridge?"
+    settings = make_settings(tmp_path / "index")
+    ingest_paths([export], settings, progress=False)
+    engine = Engine(settings, auto_ingest=False)
+    candidates, table = engine.candidates(Question.read(question))
+    row = list(candidates.corpus.sentence_doc).index("s1")
+    column = SENTENCE_FEATURES.index
+    assert table.values[row, column("beyond_headline")] > 0
+    assert table.values[row, column("beyond_lede")] > 0
+    answer = engine.ask(question)
+    assert [c.doc_id for c in answer.citations][:1] == ["s1"]
