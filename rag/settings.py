@@ -67,6 +67,13 @@ class Settings(BaseSettings):
     candidate_pool: int = Field(
         default=30, ge=5, le=500, description="Hits taken from each ranking (dense, BM25)."
     )
+    search_ef: int = Field(
+        default=300,
+        ge=10,
+        le=5000,
+        description="Candidates Chroma's HNSW search explores per question: at its default "
+        "(100) a search for 60 chunks misses some of the nearest.",
+    )
     synonyms_file: Path | None = Field(
         default=None,
         description="Extra spellings for BM25, one 'variant canonical' pair per line.",

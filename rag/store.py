@@ -19,6 +19,7 @@ index (``nearest``) and reads by id; full scans are paged (``scan``).
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -29,6 +30,8 @@ import numpy as np
 from rag.errors import ConfigError, IndexUnavailableError
 from rag.models import SourceDocument
 from rag.settings import Settings
+
+log = logging.getLogger(__name__)
 
 # Documents need no vector; Chroma wants one of a fixed size per collection.
 _NO_VECTOR = [1.0]
@@ -178,12 +181,28 @@ class IndexStore:
             raise IndexUnavailableError(_describe_failure(settings, exc)) from exc
 
     def _collection(self, kind: str) -> Any:
-        space = {"hnsw": {"space": "cosine"}} if kind == "chunks" else None
-        return self.client.get_or_create_collection(
+        hnsw = {"space": "cosine", "ef_search": self.settings.search_ef}
+        collection = self.client.get_or_create_collection(
             name=f"{self.settings.collection}-{kind}",
             embedding_function=None,  # never Chroma's default: it downloads a model
-            configuration=space,
+            configuration={"hnsw": hnsw} if kind == "chunks" else None,
         )
+        if kind == "chunks":
+            self._keep_search_ef(collection)
+        return collection
+
+    def _keep_search_ef(self, collection: Any) -> None:
+        """An index made before ``search_ef`` was set searches with another one: the
+        setting is mutable in Chroma, so it is changed in place (once)."""
+        current = ((collection.configuration_json or {}).get("hnsw") or {}).get("ef_search")
+        if current == self.settings.search_ef:
+            return
+        try:
+            collection.modify(configuration={"hnsw": {"ef_search": self.settings.search_ef}})
+        except Exception as exc:  # noqa: BLE001  (a read-only index still answers)
+            log.warning(
+                "could not set the index's search_ef to %s: %s", self.settings.search_ef, exc
+            )
 
     # --- the corpus version ---------------------------------------------------------------
 

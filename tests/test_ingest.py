@@ -167,3 +167,22 @@ def test_article_text_comes_from_the_index_not_the_file(tmp_path: Path, corpus_d
     assert engine.document_text("003_042faa28e221901a")[1] == indexed  # the indexed text
     path.unlink()  # a replica has no files at all
     assert engine.document_text("003_042faa28e221901a")[1] == indexed
+
+
+def test_the_chunk_search_explores_as_many_candidates_as_set(tmp_path: Path) -> None:
+    """A new index searches with ``search_ef``; one made with Chroma's default is changed
+    in place when opened (Chroma's own configuration, read back by a fresh client)."""
+    import chromadb
+
+    settings = make_settings(tmp_path / "index")
+    store = IndexStore(settings)
+    assert store.chunks.configuration_json["hnsw"]["ef_search"] == settings.search_ef == 300
+    store.chunks.modify(configuration={"hnsw": {"ef_search": 100}})  # as older indexes have
+
+    IndexStore(settings)
+    fresh = chromadb.PersistentClient(
+        path=str(settings.index_dir),
+        settings=chromadb.Settings(anonymized_telemetry=False),
+    )
+    chunks = fresh.get_collection(f"{settings.collection}-chunks")
+    assert chunks.configuration_json["hnsw"]["ef_search"] == 300
