@@ -13,8 +13,10 @@ archive. The held-out half (``eval/bbc/heldout.jsonl``) is never read here.
 2. For every question, answerable or not, the evidence features of the best sentence;
    a logistic regression of "answerable" on them. The refusal threshold is set so that
    at most ``FALSE_REFUSALS`` of the fitting half's answerable questions are refused.
-3. The composition thresholds: a grid over (same article, other article) probabilities,
-   maximising the share of key facts quoted with the median answer within budget.
+3. The composition rules: a grid over the probabilities (as a share of the best one's) a
+   further quote of the same or another article needs, how many more of the same article
+   may be quoted, and the longest quoted text a further quote may make; the best share of
+   key facts quoted with every fitting set's median answer within budget.
 """
 
 from __future__ import annotations
