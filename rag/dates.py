@@ -46,6 +46,11 @@ def parse_day(value: str | date | None, name: str) -> date | None:
         ) from None
 
 
+def day_number(published: str | None) -> int | None:
+    """ "2024-11-06" -> 20241106; None for an unknown date."""
+    return int(published.replace("-", "")) if published else None
+
+
 @dataclass(frozen=True)
 class DateRange:
     """Articles published between ``since`` and ``until``, both inclusive; either open."""
@@ -82,7 +87,7 @@ class DateRange:
 
     def holds(self, published: str | None) -> bool:
         """Whether an article's date is in the range; an unknown date never is."""
-        return bool(published) and self.holds_day(int(published.replace("-", "")))
+        return self.holds_day(day_number(published) or 0)
 
     def holds_day(self, day: int) -> bool:
         """The same for a day as YYYYMMDD, 0 when unknown."""

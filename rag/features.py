@@ -199,8 +199,7 @@ def _within_article(
         held = [sentence_terms[r] for r in rows]
         share = {t: sum(t in h for h in held) for t in terms}
         weight = {t: math.log((len(rows) + 1) / (k + 0.5)) for t, k in share.items() if k}
-        total = sum(weight.values()) or 1.0
-        local[rows] = [sum(w for t, w in weight.items() if t in h) / total for h in held]
+        local[rows] = _coverage(held, list(weight), weight)[1]
 
         vectors = corpus.sentences.embeddings[rows]
         centred_vectors = vectors - vectors.mean(axis=0)
@@ -215,9 +214,7 @@ def _within_article(
                 if position[rows].max() > top
                 else set()
             )
-            rest = [t for t in terms if t not in opening]
-            if rest:
-                out[rows] = [sum(t in h for t in rest) / len(rest) for h in held]
+            out[rows] = _coverage(held, [t for t in terms if t not in opening], {})[0]
     return local, centred, beyond_headline, beyond_lede
 
 

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from rag.dates import day_number
 from rag.documents import (
     PIPELINE_VERSION,
     Document,
@@ -38,7 +39,7 @@ from rag.errors import IndexUnavailableError, RagError
 from rag.retrieve import row_key
 from rag.settings import REPO_ROOT, Settings
 from rag.sources import SkippedRecord, SourceRecord, read_sources, source_files
-from rag.store import DocumentRecord, IndexStore, Rows, day_number, pack_vectors
+from rag.store import DocumentRecord, IndexStore, Rows, pack_vectors
 
 if TYPE_CHECKING:
     from rag.components.embedding import EmbeddingModel

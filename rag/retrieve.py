@@ -133,7 +133,7 @@ def gather_candidates(
     if dates:
         docs = [d for d in docs if dates.holds(records[d].published)]
     if newest_first:
-        docs.sort(key=lambda d: -int((records[d].published or "0").replace("-", "")))
+        docs.sort(key=lambda d: -(records[d].published_day or 0))
     chunk_ids = []
     for doc in sorted(docs):  # rows in (article, position) order: ties break the same way
         key = row_key(doc, records[doc].content_hash)

@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from rag.dates import day_number
 from rag.errors import ConfigError, IndexUnavailableError
 from rag.models import SourceDocument
 from rag.settings import Settings
@@ -131,11 +132,6 @@ def all_of(filters: list[dict | None]) -> dict | None:
     """One Chroma ``where`` that every given filter must hold (None: no filter)."""
     given = [f for f in filters if f]
     return {"$and": given} if len(given) > 1 else (given[0] if given else None)
-
-
-def day_number(published: str | None) -> int | None:
-    """ "2024-11-06" -> 20241106; None for an unknown date."""
-    return int(published.replace("-", "")) if published else None
 
 
 @dataclass
