@@ -9,7 +9,6 @@ matched. ``rag.scorer`` weighs them with parameters fitted by ``rag.fit``.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -81,23 +80,25 @@ def sentence_features(
     lexical = corpus.sentence_lexical
     unique_terms = list(dict.fromkeys(terms))
     idf = lexical.index.idf(unique_terms) if lexical.index is not None else {}
+    held = _held_terms(lexical.texts_terms, unique_terms)
+    weights = np.asarray([idf.get(t, 0.0) for t in unique_terms], dtype=np.float32)
     dense = corpus.sentences.embeddings @ vector
     context = (corpus.chunks.embeddings @ vector)[corpus.sentence_chunk_row]
     bm25 = lexical.scores(unique_terms)
     bm25 = bm25 / bm25.max() if bm25.max() > 0 else bm25
-    sentence_terms = [set(t) for t in lexical.texts_terms]
-    coverage, idf_coverage = _coverage(sentence_terms, unique_terms, idf)
+    coverage, idf_coverage = _share(held), _weighted_share(held, weights)
     docs = corpus.sentence_doc
-    article_terms = _per_article(docs, sentence_terms)
+    articles = _Articles.of(docs)
     article_cov = {
-        doc: _coverage([held], unique_terms, idf)[1][0] for doc, held in article_terms.items()
+        doc: float(_weighted_share(held[rows].any(axis=0, keepdims=True), weights)[0])
+        for doc, rows in articles.rows.items()
     }
     rank = candidates.article_rank
     article = np.asarray([1.0 / (1 + rank.get(d, len(rank))) for d in docs], dtype=np.float32)
     position = corpus.sentence_position
-    answer_type = np.asarray(
-        [holds_answer_type(t, question) for t in corpus.sentences.texts], dtype=np.float32
-    )
+    answer_type = np.zeros(n, dtype=np.float32)
+    if question.answer_type != "none":
+        answer_type[:] = [holds_answer_type(t, question) for t in corpus.sentences.texts]
     values = np.column_stack(
         [
             dense,
@@ -114,12 +115,12 @@ def sentence_features(
             answer_type,
             np.full(n, float(question.answer_type != "none")),
             np.log1p([len(t.split()) for t in corpus.sentences.texts]),
-            _minus_article_best(dense, docs),
-            _minus_article_best(bm25, docs),
-            _minus_article_best(idf_coverage, docs),
+            articles.minus_best(dense),
+            articles.minus_best(bm25),
+            articles.minus_best(idf_coverage),
             # Weighed by the article's rank: they tell sentences of one article apart, and
             # must not lift a sentence of an article that answers something else.
-            *(f * article for f in _within_article(corpus, vector, sentence_terms, unique_terms)),
+            *(f * article for f in _within_article(corpus, articles, vector, held)),
         ]
     ).astype(np.float32)
     known = lexical.known_terms(unique_terms)
@@ -159,47 +160,59 @@ def evidence_features(
     )
 
 
-def _coverage(
-    sentence_terms: list[set[str]], terms: list[str], idf: dict[str, float]
-) -> tuple[np.ndarray, np.ndarray]:
-    if not terms:
-        zeros = np.zeros(len(sentence_terms), dtype=np.float32)
-        return zeros, zeros
-    total_idf = sum(idf.values()) or 1.0
-    plain = np.asarray([sum(t in held for t in terms) / len(terms) for held in sentence_terms])
-    weighted = np.asarray(
-        [sum(w for t, w in idf.items() if t in held) / total_idf for held in sentence_terms]
-    )
-    return plain.astype(np.float32), weighted.astype(np.float32)
+def _held_terms(texts_terms: list[list[str]], terms: list[str]) -> np.ndarray:
+    """(sentences, terms): whether each sentence holds each of the question's terms."""
+    held = np.zeros((len(texts_terms), len(terms)), dtype=bool)
+    for row, sentence_terms in enumerate(texts_terms):
+        present = set(sentence_terms)
+        held[row] = [t in present for t in terms]
+    return held
 
 
-def _per_article(docs: np.ndarray, sentence_terms: list[set[str]]) -> dict[str, set[str]]:
-    out: dict[str, set[str]] = {}
-    for doc, held in zip(docs, sentence_terms, strict=True):
-        out.setdefault(str(doc), set()).update(held)
-    return out
+def _share(held: np.ndarray) -> np.ndarray:
+    """Share of the terms (columns) each row holds; 0 when there are none."""
+    if held.shape[1] == 0:
+        return np.zeros(len(held), dtype=np.float32)
+    return held.mean(axis=1).astype(np.float32)
 
 
-def _minus_article_best(values: np.ndarray, docs: np.ndarray) -> np.ndarray:
-    best: dict[str, float] = {}
-    for doc, value in zip(docs, values, strict=True):
-        best[doc] = max(best.get(doc, -np.inf), float(value))
-    return values - np.asarray([best[d] for d in docs], dtype=np.float32)
+def _weighted_share(held: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Weight of the terms each row holds, as a share of all the terms' weight."""
+    if held.shape[1] == 0:
+        return np.zeros(len(held), dtype=np.float32)
+    return (held @ weights / (weights.sum() or 1.0)).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class _Articles:
+    """The sentence rows of each candidate article."""
+
+    rows: dict[str, np.ndarray]
+
+    @classmethod
+    def of(cls, docs: np.ndarray) -> _Articles:
+        return cls({str(doc): np.flatnonzero(docs == doc) for doc in dict.fromkeys(docs)})
+
+    def minus_best(self, values: np.ndarray) -> np.ndarray:
+        """Each value minus the best of its article."""
+        out = np.empty_like(values)
+        for rows in self.rows.values():
+            out[rows] = values[rows] - values[rows].max()
+        return out
 
 
 def _within_article(
-    corpus: Corpus, vector: np.ndarray, sentence_terms: list[set[str]], terms: list[str]
+    corpus: Corpus, articles: _Articles, vector: np.ndarray, held: np.ndarray
 ) -> tuple[np.ndarray, ...]:
     """local_coverage, centred_dense, beyond_headline and beyond_lede of every sentence."""
-    n = len(sentence_terms)
+    n = len(held)
     local, centred, beyond_headline, beyond_lede = (np.zeros(n, np.float32) for _ in range(4))
-    docs, position = corpus.sentence_doc, corpus.sentence_position
-    for doc in dict.fromkeys(docs):
-        rows = np.flatnonzero(docs == doc)
-        held = [sentence_terms[r] for r in rows]
-        share = {t: sum(t in h for h in held) for t in terms}
-        weight = {t: math.log((len(rows) + 1) / (k + 0.5)) for t, k in share.items() if k}
-        local[rows] = _coverage(held, list(weight), weight)[1]
+    position = corpus.sentence_position
+    for rows in articles.rows.values():
+        in_article = held[rows]
+        sharing = in_article.sum(axis=0)  # sentences of the article holding each term
+        weights = np.where(sharing > 0, np.log((len(rows) + 1) / (sharing + 0.5)), 0.0)
+        local[rows] = _weighted_share(in_article[:, sharing > 0], weights[sharing > 0])
 
         vectors = corpus.sentences.embeddings[rows]
         centred_vectors = vectors - vectors.mean(axis=0)
@@ -209,12 +222,11 @@ def _within_article(
         for top, out in ((0, beyond_headline), (1, beyond_lede)):
             # A snippet of one or two sentences has no body past its opening: all of it
             # counts as body.
-            opening = (
-                set().union(*(h for h, p in zip(held, position[rows], strict=True) if p <= top))
-                if position[rows].max() > top
-                else set()
-            )
-            out[rows] = _coverage(held, [t for t in terms if t not in opening], {})[0]
+            opening = position[rows] <= top
+            if position[rows].max() <= top:
+                opening[:] = False
+            beyond = ~in_article[opening].any(axis=0)
+            out[rows] = _share(in_article[:, beyond])
     return local, centred, beyond_headline, beyond_lede
 
 

@@ -213,23 +213,38 @@ class LexicalIndex:
         indptr = self._bm25.scores["indptr"]
         self._df = np.diff(np.asarray(indptr))  # chunks holding each term
         self.size = len(self.chunk_ids)
-        self._day_lookup: tuple[np.ndarray, np.ndarray] | None = None
+        self._doc_order: tuple[np.ndarray, np.ndarray] | None = None  # sorted doc ids, rows
 
     # --- reading ----------------------------------------------------------------------------
 
     def days_of(self, doc_ids: list[str]) -> dict[str, int]:
         """Publication day (YYYYMMDD, 0 when undated) of the articles this index holds;
         an article it does not hold (added since it was built) is left out."""
-        if self._day_lookup is None:
+        return {doc: int(self.days[rows[0]]) for doc, rows in self._rows_of(doc_ids).items()}
+
+    def chunks_of(self, doc_ids: list[str]) -> dict[str, list[str]]:
+        """The chunk ids of the articles this index holds, in text order (as they were when
+        it was built); an article it does not hold is left out."""
+        out = {}
+        for doc, rows in self._rows_of(doc_ids).items():
+            ids = [str(self.chunk_ids[r]) for r in rows]
+            out[doc] = sorted(ids, key=lambda cid: int(cid.rsplit(":c", 1)[1]))
+        return out
+
+    def _rows_of(self, doc_ids: list[str]) -> dict[str, np.ndarray]:
+        """The rows (chunks) of each article this index holds."""
+        if self._doc_order is None:
             order = np.argsort(self.doc_ids, kind="stable")
-            self._day_lookup = (np.asarray(self.doc_ids)[order], np.asarray(self.days)[order])
-        sorted_ids, days = self._day_lookup
+            self._doc_order = (np.asarray(self.doc_ids)[order], order)
+        sorted_ids, order = self._doc_order
         if not len(sorted_ids) or not doc_ids:
             return {}
         wanted = np.asarray(doc_ids, dtype=str)
-        at = np.minimum(np.searchsorted(sorted_ids, wanted), len(sorted_ids) - 1)
-        found = sorted_ids[at] == wanted
-        return {d: int(day) for d, day, ok in zip(doc_ids, days[at], found, strict=True) if ok}
+        first = np.searchsorted(sorted_ids, wanted, side="left")
+        last = np.searchsorted(sorted_ids, wanted, side="right")
+        return {
+            doc: order[lo:hi] for doc, lo, hi in zip(doc_ids, first, last, strict=True) if hi > lo
+        }
 
     def terms(self, text: str) -> list[str]:
         return self.analyzer.terms(text)

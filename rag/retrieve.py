@@ -128,17 +128,22 @@ def gather_candidates(
         [_doc_of(cid) for cid, _ in lexical_hits],
     ]
     best_docs = [doc for doc, _ in fuse(rankings)][:articles]
-    records |= store.records_for([d for d in best_docs if d not in records])
-    docs = [d for d in best_docs if d in records]
+    days = lexical.days_of(best_docs) if lexical is not None else {}
+    chunk_ids = lexical.chunks_of(best_docs) if lexical is not None else {}
+    unknown = [d for d in best_docs if d not in chunk_ids]
+    records |= store.records_for([d for d in unknown if d not in records])
+    for doc in unknown:
+        if doc in records:
+            days[doc] = records[doc].published_day or 0
+            chunk_ids[doc] = _chunk_ids(records[doc])
+    docs = [d for d in best_docs if d in chunk_ids]
     if dates:
-        docs = [d for d in docs if dates.holds(records[d].published)]
+        docs = [d for d in docs if dates.holds_day(days[d])]
     if newest_first:
-        docs.sort(key=lambda d: -(records[d].published_day or 0))
-    chunk_ids = []
-    for doc in sorted(docs):  # rows in (article, position) order: ties break the same way
-        key = row_key(doc, records[doc].content_hash)
-        chunk_ids += [f"{key}:c{i}" for i in range(records[doc].chunks)]
-    chunks = store.get_rows(store.chunks, chunk_ids, with_embeddings=True)
+        docs.sort(key=lambda d: -days[d])
+    chunks = _chunk_rows(store, sorted(docs), chunk_ids)
+    present = {_doc_of(cid) for cid in chunks.ids}
+    docs = [d for d in docs if d in present]  # an article deleted since the BM25 index
     corpus = Corpus.of(chunks, lexical)
     rows = corpus.chunk_position
     return Candidates(
@@ -147,6 +152,27 @@ def gather_candidates(
         lexical=[rows[cid] for cid, _ in lexical_hits if cid in rows],
         article_rank={doc: rank for rank, doc in enumerate(docs)},
     )
+
+
+def _chunk_rows(store: IndexStore, docs: list[str], chunk_ids: dict[str, list[str]]) -> Rows:
+    """The chunks of the articles, in (article, position) order. Chunk ids come from the
+    BM25 index, which can lag an article that was re-ingested since it was built: such an
+    article's chunks are found through its record instead."""
+    wanted = [cid for doc in docs for cid in chunk_ids[doc]]
+    chunks = store.get_rows(store.chunks, wanted, with_embeddings=True)
+    found = {_doc_of(cid) for cid in chunks.ids}
+    missing = [doc for doc in docs if doc not in found]
+    if not missing:
+        return chunks
+    records = store.records_for(missing)
+    chunk_ids = chunk_ids | {doc: _chunk_ids(record) for doc, record in records.items()}
+    wanted = [cid for doc in docs if doc in chunk_ids for cid in chunk_ids[doc]]
+    return store.get_rows(store.chunks, wanted, with_embeddings=True)
+
+
+def _chunk_ids(record: DocumentRecord) -> list[str]:
+    key = row_key(record.doc_id, record.content_hash)
+    return [f"{key}:c{i}" for i in range(record.chunks)]
 
 
 def _dense_hits(

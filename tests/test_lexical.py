@@ -142,3 +142,29 @@ def test_analyzer_gives_the_terms_bm25s_tokenize_gives() -> None:
     assert analyzer.terms_of(texts) == [[t for t in doc if t] for doc in expected]
     # Stems already found are reused, and give the same answer the second time.
     assert analyzer.terms_of(texts[:1]) == [[t for t in expected[0] if t]]
+
+
+def test_candidate_chunks_come_from_the_bm25_index_and_survive_a_re_ingest(
+    tmp_path: Path, corpus_dir: Path
+) -> None:
+    """The BM25 index lists each article's chunks (no record read per question); an article
+    re-ingested since the running engine opened that index is found through its record."""
+    settings = make_settings(tmp_path / "index", reload_seconds=0)
+    ingest_paths([corpus_dir], settings, progress=False)
+    engine = Engine(settings, auto_ingest=False)
+    records = engine.store.document_records()
+    listed = engine.lexical.chunks_of([*records, "no-such-article"])
+    assert set(listed) == set(records)
+    for doc, record in records.items():
+        key = f"{doc}:{record.content_hash[:16]}"
+        assert listed[doc] == [f"{key}:c{i}" for i in range(record.chunks)]  # c10 after c9
+
+    path = corpus_dir / "000_8d93e48187a857e9.txt"
+    edited = path.read_text(encoding="utf-8").replace(
+        "at the Ramstein Air Base in Germany", "at the Spangdahlem Air Base in Germany"
+    )
+    path.write_text(edited, encoding="utf-8")
+    ingest_paths([corpus_dir], settings, progress=False)  # as another process would
+    answer = engine.ask("At which air base did Zelensky meet Lloyd Austin?")  # not refreshed
+    assert answer.citations and answer.citations[0].doc_id == "000_8d93e48187a857e9"
+    assert "Spangdahlem" in answer.answer
