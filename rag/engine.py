@@ -25,7 +25,7 @@ from rag.features import SentenceTable, evidence_features, sentence_features
 from rag.lexical import Analyzer, LexicalIndex, load_synonyms, open_lexical, sync_lexical
 from rag.models import Answer, Passage, SourceDocument
 from rag.question import Question, sides
-from rag.retrieve import Candidates, Corpus, gather_candidates, rank_passages
+from rag.retrieve import Candidates, ChunkCache, Corpus, gather_candidates, rank_passages
 from rag.scorer import FittedModel, load_model, sigmoid
 from rag.settings import Settings, get_settings
 from rag.store import CorpusVersion, IndexStore, all_of
@@ -76,6 +76,7 @@ class Engine:
         self.analyzer = self.analyzer_for(self.settings)
         self.version = version
         self.lexical = open_lexical(self.store, self.analyzer)  # up to date, stale or None
+        self.chunk_cache = ChunkCache(self.settings.chunk_cache)
         self.embedding = embedding or load_embedding(self.settings)
         self.model = model or load_model(self.settings.scorer_file)
         self._reloading = threading.Lock()
@@ -155,6 +156,7 @@ class Engine:
                 self._check_version(version)
                 self.lexical = self._sync(version)
                 self.version = version
+                self.chunk_cache.clear()
                 log.info("index generation %d loaded", version.generation)
             except RagError as exc:
                 log.warning("index changed but cannot be loaded: %s", exc)
@@ -273,6 +275,7 @@ class Engine:
             doc_ids=doc_ids,
             dates=dates,
             newest_first=newest_first,
+            cache=self.chunk_cache if self.settings.chunk_cache else None,
         )
         if not candidates.corpus.sentences.ids:
             return None

@@ -213,7 +213,14 @@ class LexicalIndex:
         indptr = self._bm25.scores["indptr"]
         self._df = np.diff(np.asarray(indptr))  # chunks holding each term
         self.size = len(self.chunk_ids)
-        self._doc_order: tuple[np.ndarray, np.ndarray] | None = None  # sorted doc ids, rows
+        # The doc id column sorted, and the rows in that order: finds an article's chunks.
+        # Written at build; an index built before has it made in memory when first needed.
+        self._doc_order: tuple[np.ndarray, np.ndarray] | None = None
+        if (folder / "doc_order.npy").is_file():
+            self._doc_order = (
+                np.load(folder / "sorted_doc_ids.npy", mmap_mode="r"),
+                np.load(folder / "doc_order.npy", mmap_mode="r"),
+            )
 
     # --- reading ----------------------------------------------------------------------------
 
@@ -235,7 +242,7 @@ class LexicalIndex:
         """The rows (chunks) of each article this index holds."""
         if self._doc_order is None:
             order = np.argsort(self.doc_ids, kind="stable")
-            self._doc_order = (np.asarray(self.doc_ids)[order], order)
+            self._doc_order = (np.asarray(self.doc_ids)[order], order)  # an older build
         sorted_ids, order = self._doc_order
         if not len(sorted_ids) or not doc_ids:
             return {}
@@ -451,6 +458,9 @@ def _publish(
     np.save(folder / "chunk_ids.npy", tokens.chunk_ids)
     np.save(folder / "doc_ids.npy", tokens.doc_ids)
     np.save(folder / "days.npy", tokens.days)
+    order = np.argsort(tokens.doc_ids, kind="stable")
+    np.save(folder / "sorted_doc_ids.npy", tokens.doc_ids[order])
+    np.save(folder / "doc_order.npy", order)
     np.save(folder / "token_ids.npy", tokens.ids)
     np.save(folder / "token_starts.npy", tokens.starts)
     (folder / "token_vocab.json").write_text(json.dumps(tokens.vocab), encoding="utf-8")

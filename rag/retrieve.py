@@ -10,6 +10,8 @@ and sentence vectors each carries), and only those sentences are scored
 from __future__ import annotations
 
 import json
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
@@ -24,17 +26,16 @@ if TYPE_CHECKING:
 T = TypeVar("T", int, str)
 # A date range first looks this many times deeper into the unfiltered nearest chunks.
 DATE_OVERFETCH = 8
+_PACKED = ("sentences", "sentence_vectors")  # chunk metadata that carries its sentences
 RRF_K = 60  # the constant from Cormack et al. (2009); damps the weight of top ranks
 
 
 class CandidateLexical:
     """BM25 terms and scores for the candidate sentences, with the corpus's term weights."""
 
-    def __init__(self, index: LexicalIndex | None, texts: list[str]) -> None:
+    def __init__(self, index: LexicalIndex | None, texts_terms: list[list[str]]) -> None:
         self.index = index
-        self.texts_terms: list[list[str]] = (
-            index.analyzer.terms_of(texts) if index is not None and texts else [[] for _ in texts]
-        )
+        self.texts_terms = texts_terms
 
     def terms(self, text: str) -> list[str]:
         return self.index.terms(text) if self.index is not None else []
@@ -64,16 +65,31 @@ class Corpus:
     sentence_joins_next: np.ndarray
 
     @classmethod
-    def of(cls, chunks: Rows, lexical: LexicalIndex | None) -> Corpus:
-        """From chunk rows (in article and position order) and the sentences they carry."""
-        sentences = _sentences(chunks)
+    def of(cls, read: list[ReadChunk], lexical: LexicalIndex | None) -> Corpus:
+        """From chunks in article and position order, with the sentences they carry."""
+        chunks = Rows(
+            ids=[c.row_id for c in read],
+            texts=[c.text for c in read],
+            metadatas=[c.metadata for c in read],
+            embeddings=np.stack([c.embedding for c in read]).astype(np.float32)
+            if read
+            else np.empty((0, 0), dtype=np.float32),
+        )
+        sentences = Rows(
+            ids=[i for c in read for i in c.sentences.ids],
+            texts=[t for c in read for t in c.sentences.texts],
+            metadatas=[m for c in read for m in c.sentences.metadatas],
+            embeddings=np.concatenate([c.sentences.embeddings for c in read])
+            if read
+            else np.empty((0, 0), dtype=np.float32),
+        )
         chunk_row = {
             (m["doc_id"], int(m["position"])): row for row, m in enumerate(chunks.metadatas)
         }
         return cls(
             chunks=chunks,
             sentences=sentences,
-            sentence_lexical=CandidateLexical(lexical, sentences.texts),
+            sentence_lexical=CandidateLexical(lexical, [t for c in read for t in c.terms]),
             chunk_position={cid: i for i, cid in enumerate(chunks.ids)},
             sentence_doc=np.asarray([m["doc_id"] for m in sentences.metadatas], dtype=str),
             sentence_group=np.asarray(
@@ -88,6 +104,52 @@ class Corpus:
             ),
             sentence_joins_next=_joins_next(sentences.metadatas),
         )
+
+
+@dataclass(frozen=True)
+class ReadChunk:
+    """One chunk as read from Chroma, with the sentences it carries and their BM25 terms."""
+
+    row_id: str
+    text: str
+    metadata: dict  # without the packed sentences, which ``sentences`` holds
+    embedding: np.ndarray
+    sentences: Rows
+    terms: list[list[str]]  # of each sentence
+
+
+class ChunkCache:
+    """The chunks read for recent questions, by row id: follow-ups and related questions
+    come back to the same articles. A row id names one version of an article
+    (``<doc>:<hash16>:c3``), so an entry never goes stale; the engine empties the cache
+    when the index moves on, so an article removed since is not served from it."""
+
+    def __init__(self, max_chunks: int) -> None:
+        self.max_chunks = max_chunks
+        self._chunks: OrderedDict[str, ReadChunk] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, row_ids: list[str]) -> dict[str, ReadChunk]:
+        with self._lock:
+            found = {i: self._chunks[i] for i in row_ids if i in self._chunks}
+            for i in found:
+                self._chunks.move_to_end(i)
+        return found
+
+    def put(self, read: list[ReadChunk]) -> None:
+        with self._lock:
+            for chunk in read:
+                self._chunks[chunk.row_id] = chunk
+                self._chunks.move_to_end(chunk.row_id)
+            while len(self._chunks) > self.max_chunks:
+                self._chunks.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._chunks.clear()
+
+    def __len__(self) -> int:
+        return len(self._chunks)
 
 
 @dataclass(frozen=True)
@@ -109,8 +171,10 @@ def gather_candidates(
     doc_ids: list[str] | None = None,
     dates: DateRange | None = None,
     newest_first: bool = False,
+    cache: ChunkCache | None = None,
 ) -> Candidates:
-    """The best ``articles`` articles for the question, read from Chroma by id.
+    """The best ``articles`` articles for the question, read from Chroma by id (or from
+    ``cache``, the chunks read for recent questions).
 
     ``dates``: only articles published in the range (a Chroma ``where`` on the chunks'
     ``published_day`` for the dense search; the BM25 index keeps each chunk's day too).
@@ -141,10 +205,10 @@ def gather_candidates(
         docs = [d for d in docs if dates.holds_day(days[d])]
     if newest_first:
         docs.sort(key=lambda d: -days[d])
-    chunks = _chunk_rows(store, sorted(docs), chunk_ids)
-    present = {_doc_of(cid) for cid in chunks.ids}
+    read = _read_chunks(store, lexical, sorted(docs), chunk_ids, cache)
+    present = {c.metadata["doc_id"] for c in read}
     docs = [d for d in docs if d in present]  # an article deleted since the BM25 index
-    corpus = Corpus.of(chunks, lexical)
+    corpus = Corpus.of(read, lexical)
     rows = corpus.chunk_position
     return Candidates(
         corpus=corpus,
@@ -152,6 +216,32 @@ def gather_candidates(
         lexical=[rows[cid] for cid, _ in lexical_hits if cid in rows],
         article_rank={doc: rank for rank, doc in enumerate(docs)},
     )
+
+
+def _read_chunks(
+    store: IndexStore,
+    lexical: LexicalIndex | None,
+    docs: list[str],
+    chunk_ids: dict[str, list[str]],
+    cache: ChunkCache | None,
+) -> list[ReadChunk]:
+    """The articles' chunks in (article, position) order, from the cache when it holds all
+    of an article's, else read from Chroma (and cached). Without a BM25 index there are no
+    terms to keep, and nothing is cached."""
+    cache = cache if lexical is not None else None
+    wanted = [cid for doc in docs for cid in chunk_ids[doc]]
+    cached = cache.get(wanted) if cache is not None else {}
+    to_read = [doc for doc in docs if any(cid not in cached for cid in chunk_ids[doc])]
+    fresh = _parse(_chunk_rows(store, to_read, chunk_ids), lexical) if to_read else []
+    if cache is not None:
+        cache.put(fresh)
+    by_doc: dict[str, list[ReadChunk]] = {}
+    for chunk in fresh:
+        by_doc.setdefault(chunk.metadata["doc_id"], []).append(chunk)
+    for doc in docs:
+        if doc not in to_read:
+            by_doc[doc] = [cached[cid] for cid in chunk_ids[doc]]
+    return [chunk for doc in docs for chunk in by_doc.get(doc, [])]
 
 
 def _chunk_rows(store: IndexStore, docs: list[str], chunk_ids: dict[str, list[str]]) -> Rows:
@@ -213,15 +303,18 @@ def _doc_of(row_id: str) -> str:
     return row_id.rsplit(":", 2)[0]
 
 
-def _sentences(chunks: Rows) -> Rows:
-    """The sentences packed in the chunks' metadata, with their vectors."""
-    ids, texts, metas, vectors = [], [], [], []
+def _parse(chunks: Rows, lexical: LexicalIndex | None) -> list[ReadChunk]:
+    """Each chunk row with the sentences packed in its metadata, their vectors and terms."""
+    out = []
     dim = chunks.embeddings.shape[1] if chunks.embeddings is not None else 0
-    for chunk_id, meta in zip(chunks.ids, chunks.metadatas, strict=True):
+    for row, (chunk_id, meta) in enumerate(zip(chunks.ids, chunks.metadatas, strict=True)):
         packed = json.loads(meta["sentences"])
-        scales = [entry[4] for entry in packed]
-        if packed:
-            vectors.append(unpack_vectors(meta["sentence_vectors"], scales, dim))
+        vectors = (
+            unpack_vectors(meta["sentence_vectors"], [entry[4] for entry in packed], dim)
+            if packed
+            else np.empty((0, dim), dtype=np.float32)
+        )
+        ids, texts, metas = [], [], []
         for k, (text, start, end, paragraph, _) in enumerate(packed):
             position = int(meta["first_sentence"]) + k
             ids.append(f"{chunk_id}:s{position}")
@@ -242,8 +335,19 @@ def _sentences(chunks: Rows) -> Rows:
                     "paragraph": paragraph,
                 }
             )
-    embeddings = np.concatenate(vectors) if vectors else np.empty((0, dim), dtype=np.float32)
-    return Rows(ids, texts, metas, embeddings)
+        out.append(
+            ReadChunk(
+                row_id=chunk_id,
+                text=chunks.texts[row],
+                metadata={k: v for k, v in meta.items() if k not in _PACKED},
+                embedding=chunks.embeddings[row],
+                sentences=Rows(ids, texts, metas, vectors),
+                terms=lexical.analyzer.terms_of(texts)
+                if lexical is not None and texts
+                else [[] for _ in texts],
+            )
+        )
+    return out
 
 
 def _joins_next(metadatas: list[dict]) -> np.ndarray:

@@ -69,6 +69,13 @@ class Settings(BaseSettings):
         "questions the answering article was ranked 7th or 8th in 2 of 658; each article "
         "more costs its Chroma read and scoring.",
     )
+    chunk_cache: int = Field(
+        default=2000,
+        ge=0,
+        le=1_000_000,
+        description="Chunks (with their sentences) a running engine keeps from recent "
+        "questions, ~15 KB each; follow-ups come back to the same articles. 0: none.",
+    )
     candidate_pool: int = Field(
         default=30, ge=5, le=500, description="Hits taken from each ranking (dense, BM25)."
     )

@@ -74,6 +74,50 @@ def test_unanswerable_questions_are_refused(engine, question: str) -> None:  # n
     assert "don't say" in answer.answer
 
 
+def test_a_follow_up_reads_its_articles_from_the_chunk_cache(
+    seed_settings, monkeypatch: pytest.MonkeyPatch
+) -> None:  # noqa: ANN001
+    """Recent questions' chunks are kept: asking about the same articles again reads no
+    chunk from Chroma, and gives the same answer as an engine without the cache."""
+    from rag.engine import Engine
+
+    engine = Engine(seed_settings, auto_ingest=False)
+    first = engine.ask(EXAMPLE_QUESTION)
+    assert len(engine.chunk_cache) > 0
+    reads: list[list[str]] = []
+    real = engine.store.get_rows
+
+    def counting(collection, ids, with_embeddings=False):  # noqa: ANN001, ANN202
+        reads.append(ids)
+        return real(collection, ids, with_embeddings)
+
+    monkeypatch.setattr(engine.store, "get_rows", counting)
+    again = engine.ask(EXAMPLE_QUESTION)
+    assert reads == []
+    assert again.answer == first.answer
+    uncached = Engine(seed_settings.model_copy(update={"chunk_cache": 0}), auto_ingest=False)
+    assert uncached.ask(EXAMPLE_QUESTION).answer == first.answer
+
+
+def test_the_chunk_cache_keeps_the_most_recent_chunks() -> None:
+    import numpy as np
+
+    from rag.retrieve import ChunkCache, ReadChunk
+    from rag.store import Rows
+
+    def chunk(row_id: str) -> ReadChunk:
+        empty = Rows([], [], [], np.empty((0, 4), dtype=np.float32))
+        return ReadChunk(row_id, "text", {"doc_id": row_id}, np.zeros(4), empty, [])
+
+    cache = ChunkCache(max_chunks=2)
+    cache.put([chunk("a"), chunk("b")])
+    assert set(cache.get(["a"])) == {"a"}  # "a" is now the most recent
+    cache.put([chunk("c")])
+    assert set(cache.get(["a", "b", "c"])) == {"a", "c"}
+    cache.clear()
+    assert len(cache) == 0
+
+
 def test_doc_filter_restricts_sources(engine) -> None:  # noqa: ANN001
     answer = engine.ask("What did Zelensky say?", doc_ids=["004_9a883b0f2de4c558"])
     assert {p.doc_id for p in answer.passages} == {"004_9a883b0f2de4c558"}

@@ -9,7 +9,7 @@ import pytest
 
 from rag.engine import Engine
 from rag.ingest import ingest_paths
-from rag.lexical import Analyzer, lexical_dir, open_lexical
+from rag.lexical import Analyzer, LexicalIndex, lexical_dir, open_lexical
 from rag.store import IndexStore
 from tests.conftest import SEEDS, make_settings
 
@@ -107,10 +107,13 @@ def test_a_running_engine_picks_up_new_articles(tmp_path: Path, corpus_dir: Path
     ingest_paths([corpus_dir], settings, progress=False)
     engine = Engine(settings, auto_ingest=False)
     before = engine.version.generation
+    assert engine.ask("Where did Zelensky meet Lloyd Austin?").citations
+    assert len(engine.chunk_cache) > 0
     (corpus_dir / "tromso.txt").write_text(NEW_ARTICLE, encoding="utf-8")
     ingest_paths([corpus_dir], settings, progress=False)  # as another process would
     engine.refresh(wait=True)
     assert engine.version.generation > before
+    assert len(engine.chunk_cache) == 0  # what was read before is not served after a change
     assert engine.lexical.generation == engine.version.generation
     answer = engine.ask("How much will the Tromsø ferry terminal cost?")
     assert answer.citations and answer.citations[0].doc_id == "tromso"
@@ -158,6 +161,11 @@ def test_candidate_chunks_come_from_the_bm25_index_and_survive_a_re_ingest(
     for doc, record in records.items():
         key = f"{doc}:{record.content_hash[:16]}"
         assert listed[doc] == [f"{key}:c{i}" for i in range(record.chunks)]  # c10 after c9
+    # An index built before it kept the sorted article column makes it when needed.
+    for name in ("doc_order.npy", "sorted_doc_ids.npy"):
+        (engine.lexical.folder / name).unlink()
+    older = LexicalIndex(engine.lexical.folder, engine.analyzer)
+    assert older.chunks_of(list(records)) == engine.lexical.chunks_of(list(records))
 
     path = corpus_dir / "000_8d93e48187a857e9.txt"
     edited = path.read_text(encoding="utf-8").replace(
