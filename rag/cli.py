@@ -227,7 +227,28 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     logging.getLogger("bm25s").setLevel(logging.WARNING)
     _load_plugins()
-    app()
+    try:
+        app()
+    except Exception as exc:  # noqa: BLE001 - a bug: one line for the user, the rest on file
+        report = crash_report(exc)
+        err.print(
+            f"[bold red]error:[/] unexpected {type(exc).__name__}: {escape(str(exc))}\n"
+            f"This is a bug in rag. The details are in {escape(str(report))}; "
+            "please attach that file when you report it."
+        )
+        raise SystemExit(1) from None
+
+
+def crash_report(exc: BaseException) -> Path:
+    """Write the traceback of an unexpected error to a file in the temp folder."""
+    import tempfile
+    import traceback
+
+    handle, name = tempfile.mkstemp(prefix="rag-crash-", suffix=".txt")
+    with open(handle, "w", encoding="utf-8") as fh:
+        fh.write(f"rag {' '.join(sys.argv[1:])}\n\n")
+        fh.write("".join(traceback.format_exception(exc)))
+    return Path(name)
 
 
 if __name__ == "__main__":

@@ -63,6 +63,7 @@ class IngestReport:
     seconds: float = 0.0
     embedded_texts: int = 0  # sentences sent to the model
     embed_seconds: float = 0.0
+    doc_ids: set[str] = field(default_factory=set, repr=False)  # every article read
 
     def summary(self) -> str:
         text = (
@@ -208,6 +209,7 @@ class _Ingestor:
                 self._skip(item.source, item.reason)
                 continue
             seen.add(item.doc_id)
+            self.report.doc_ids.add(item.doc_id)
             if "#" in item.source:
                 exports.add(item.source.rsplit("#", 1)[0])
             self.report.files += 1

@@ -453,6 +453,7 @@ def _publish(
             "indptr": np.zeros(len(tokens.vocab) + 1, np.int32),
             "num_docs": 0,
         }
+        bm25.nonoccurrence_array = None  # set by indexing, which an empty corpus skips
     bm25.vocab_dict = tokens.vocab
     bm25.save(folder / "bm25", show_progress=False)
     np.save(folder / "chunk_ids.npy", tokens.chunk_ids)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -216,3 +217,27 @@ def test_cli_ingest_missing_path(tmp_path: Path, seed_settings) -> None:  # noqa
     result = run_cli(settings, "ingest", str(tmp_path / "does-not-exist"))
     assert result.returncode != 0
     assert "no such file" in result.stderr
+
+
+def test_cli_unexpected_error_is_one_line_and_a_report(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A bug (here a fault injected into the settings) reaches the user as one error line
+    naming a file with the traceback, never as the traceback itself."""
+    import rag.cli
+
+    def broken() -> None:
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(rag.cli, "get_settings", broken)
+    monkeypatch.setattr(sys, "argv", ["rag", "config"])
+    with pytest.raises(SystemExit) as exit_info:
+        rag.cli.main()
+    assert exit_info.value.code == 1
+    stderr = capsys.readouterr().err
+    assert "unexpected RuntimeError: disk on fire" in stderr
+    assert "Traceback" not in stderr
+    report = Path(re.search(r"\S*rag-crash-\S+?\.txt", stderr).group())
+    text = report.read_text(encoding="utf-8")
+    report.unlink()
+    assert "Traceback" in text and "disk on fire" in text and text.startswith("rag config")

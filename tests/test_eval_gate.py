@@ -135,6 +135,34 @@ def test_cli_writes_reports(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     assert (tmp_path / "report.md").exists() and (tmp_path / "metrics_by_kind.png").exists()
 
 
+def test_cli_evaluates_an_export_corpus(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A corpus folder holding a JSON Lines export: its records (named by their ids, not by
+    the file) are what the eval index keeps, and what answers cite."""
+    monkeypatch.setenv("RAG_CHROMA_URL", "")
+    get_settings.cache_clear()
+    seed = sorted(get_settings().seeds_dir.iterdir())[0]
+    lines = seed.read_text(encoding="utf-8").splitlines()
+    record = {"id": "wire-1", "title": lines[0], "text": "\n".join(lines[1:]).strip()}
+    corpus = tmp_path / "export"
+    corpus.mkdir()
+    (corpus / "wire.jsonl").write_text(json.dumps(record) + "\n", encoding="utf-8")
+    chosen = [q for q in load_questions(DEFAULT_SET) if q.gold_sources == [seed.stem]][:1]
+    question_set = tmp_path / "set.jsonl"
+    question_set.write_text(
+        chosen[0].model_copy(update={"gold_sources": ["wire-1"]}).model_dump_json() + "\n",
+        encoding="utf-8",
+    )
+
+    args = ["eval", "--set", str(question_set), "--corpus", str(corpus), "--out", str(tmp_path)]
+    run = CliRunner().invoke(cli_app(), [*args, "--no-baseline"])
+    get_settings.cache_clear()
+
+    assert run.exit_code == 0, run.output
+    report = json.loads((tmp_path / "report.json").read_text(encoding="utf-8"))
+    assert report["meta"]["articles"] == ["wire-1"]
+    assert report["questions"]["project"][0]["citations"][0]["doc_id"] == "wire-1"
+
+
 def test_cli_rejects_a_missing_corpus(tmp_path: Path) -> None:
     run = CliRunner().invoke(cli_app(), ["eval", "--corpus", str(tmp_path / "nope")])
     assert run.exit_code == 2

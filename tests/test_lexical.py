@@ -81,6 +81,24 @@ def test_a_pruned_article_leaves_the_index(tmp_path: Path, corpus_dir: Path) -> 
     assert lexical.top_chunks(lexical.terms("Ramstein"), 3) == []
 
 
+def test_pruning_every_article_leaves_an_empty_index_that_refuses(
+    tmp_path: Path, corpus_dir: Path
+) -> None:
+    """The last articles removed: an empty BM25 index is published (bm25s never indexed
+    anything, so it must be told there is nothing to save), and questions are refused."""
+    settings = make_settings(tmp_path / "index")
+    ingest_paths([corpus_dir], settings, progress=False)
+    for article in corpus_dir.iterdir():
+        article.unlink()
+    ingest_paths([corpus_dir], settings, prune=True, progress=False)
+    store = IndexStore(settings)
+    lexical = open_lexical(store, Engine.analyzer_for(settings))
+    assert lexical is not None and lexical.generation == store.corpus_version().generation
+    assert lexical.size == 0 and lexical.top_chunks(lexical.terms("Ramstein"), 3) == []
+    answer = Engine(settings, auto_ingest=False).ask("Where did Zelensky meet Lloyd Austin?")
+    assert answer.refused and not answer.citations
+
+
 def test_a_stale_or_broken_index_is_rebuilt_not_trusted(tmp_path: Path) -> None:
     settings = make_settings(tmp_path / "index")
     ingest_paths([SEEDS], settings, progress=False)

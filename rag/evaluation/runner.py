@@ -202,9 +202,10 @@ def index_corpus(corpus: Path, settings: Settings, only: list[str] | None = None
         files = [f for f in files if f.stem in wanted_ids]
         if missing := wanted_ids - {f.stem for f in files}:
             raise RagError(f"not in {corpus}: {', '.join(sorted(missing)[:5])}")
-    ingest_paths(files, settings, progress=False)
-    wanted = {f.stem for f in files}
-    remove_articles(sorted(set(IndexStore(settings).document_records()) - wanted), settings)
+    report = ingest_paths(files, settings, progress=False)
+    # The ids of the articles read: a file's stem, or an export record's own id.
+    stale = set(IndexStore(settings).document_records()) - report.doc_ids
+    remove_articles(sorted(stale), settings)
 
 
 def read_article_list(path: Path) -> list[str]:
