@@ -10,8 +10,7 @@ that the snippets can answer (``rag.evaluation.snippets`` says how), then runs `
 on it. The corpus, the questions, the index and the report go to ``bench/out/snippets/``.
 
 It measures the engine on records of one to three sentences with noise around them, not
-the other corpus's writing or questions. The fit (``rag.fit``) uses the fitting half's
-snippets made with another seed; the held-out half's are only reported.
+the other corpus's writing or questions. Nothing is fitted on it.
 """
 
 from __future__ import annotations

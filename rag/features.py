@@ -56,9 +56,6 @@ EVIDENCE_FEATURES = (
     "best_has_type",  # the best sentence holds the asked type of answer (1 if none asked)
     "top_has_type",  # one of the three best sentences does (1 if none asked)
     "top_coverage",  # the most of the question's terms, idf-weighted, one of them holds
-    # A snippet of two sentences holds fewer of the question's words than a whole article
-    # that answers as well: the coverage features mean less the shorter the record.
-    "article_length",  # log(1 + sentences of the best sentence's article)
 )
 
 
@@ -158,7 +155,6 @@ def evidence_features(
             float(has_type[best]) if asks else 1.0,
             float(has_type[top3].max()) if asks else 1.0,
             float(table.values[top3, column("idf_coverage")].max()),
-            float(np.log1p(np.count_nonzero(docs == docs[best]))),
         ],
         dtype=np.float32,
     )

@@ -5,9 +5,7 @@
 Fitted only on the fitting sets: the seeds set (``eval/questions.jsonl`` over ``seeds/``),
 the fitting half of the BBC archive questions (``eval/bbc/fit.jsonl``) and the questions
 written in bulk from other archive articles (``eval/bbc/bulk/bulk.jsonl``), both over the
-archive, and the fitting half again over a snippet version of the archive (one to three
-sentences an article: ``rag.evaluation.snippets``). The held-out half
-(``eval/bbc/heldout.jsonl``) is never read here.
+archive. The held-out half (``eval/bbc/heldout.jsonl``) is never read here.
 
 1. Every candidate sentence of every answerable question is labelled: does it hold a key
    fact (``must_contain``) of the question, in one of its gold articles? A logistic
@@ -55,11 +53,6 @@ log = logging.getLogger("rag.fit")
 # Questions written in bulk from other archive articles than the held-out half's (see
 # eval/bbc/bulk/README.md): fitting examples only, never reported as a result.
 BULK_SET = REPO_ROOT / "eval" / "bbc" / "bulk" / "bulk.jsonl"
-# The fitting half over snippets of the archive (``rag.evaluation.snippets``): records of
-# one to three sentences, as web feeds give. Another seed than bench/snippets.py's.
-SNIPPETS = 1000
-SNIPPET_SEED = 1
-SNIPPET_SET_NAME = "fit-snippets.jsonl"
 
 PAIRS_PER_QUESTION = 40  # other sentences paired with each answering one
 # The fitted median stays this far under the answer budget: sets it was not fitted on
@@ -255,13 +248,10 @@ def fit(examples: list[Example]) -> FittedModel:
     p = sigmoid(refusal.logits(evidence))
     threshold = float(np.quantile(p[is_answerable], FALSE_REFUSALS)) - 1e-6
 
-    # Composition is fitted on whole articles: a snippet holds one to three sentences, so
-    # its answers are short whatever the rules, and it would pull them towards longer ones.
-    articles = [ex for ex in examples if ex.question_set != SNIPPET_SET_NAME]
     best_rules, best_score = ComposeRules(1.01, 1.01), (-1.0, 0.0)
     for same, other, quotes, chars in itertools.product(GRID, GRID, SAME_ARTICLE_QUOTES, MAX_CHARS):
         rules = ComposeRules(same, other, quotes, chars)
-        recall, median = key_fact_score(articles, sentence, rules)
+        recall, median = key_fact_score(examples, sentence, rules)
         within = median <= ANSWER_CHAR_BUDGET - BUDGET_MARGIN
         if within and (recall, -median) > (best_score[0], -best_score[1]):
             best_rules, best_score = rules, (recall, median)
@@ -299,7 +289,6 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--bbc-corpus", type=Path, default=REPO_ROOT.parent / "shared/corpora/bbc")
     parser.add_argument("--bbc-index", type=Path, default=REPO_ROOT / ".fit" / "bbc-index")
     parser.add_argument("--seeds-index", type=Path, default=REPO_ROOT / ".fit" / "seeds-index")
-    parser.add_argument("--snippets-dir", type=Path, default=REPO_ROOT / ".fit" / "snippets")
     parser.add_argument("--out", type=Path, default=DEFAULT_MODEL)
     parser.add_argument(
         "--collection",
@@ -313,7 +302,6 @@ def main(argv: list[str] | None = None) -> None:
     if args.bbc_corpus.is_dir():
         sets.append((REPO_ROOT / "eval" / "bbc" / "fit.jsonl", args.bbc_corpus, args.bbc_index))
         sets.append((BULK_SET, args.bbc_corpus, args.bbc_index))
-        sets.append(_snippet_set(args.bbc_corpus, args.snippets_dir))
     else:
         log.warning("no BBC archive at %s: fitting on the seeds set only", args.bbc_corpus)
     examples: list[Example] = []
@@ -323,16 +311,6 @@ def main(argv: list[str] | None = None) -> None:
     model = fit(examples)
     args.out.write_text(_dumps(model), encoding="utf-8")
     print(f"wrote {args.out}: {model.meta}")
-
-
-def _snippet_set(archive: Path, folder: Path) -> tuple[Path, Path, Path]:
-    """(questions, corpus, index) of the fitting half over snippets of the archive."""
-    from rag.evaluation.snippets import make_snippets
-
-    questions = folder / SNIPPET_SET_NAME
-    fitting = load_questions(REPO_ROOT / "eval" / "bbc" / "fit.jsonl")
-    make_snippets(archive, fitting, SNIPPETS, SNIPPET_SEED).write(folder / "corpus", questions)
-    return questions, folder / "corpus", folder / "index"
 
 
 def _dumps(model: FittedModel) -> str:

@@ -35,7 +35,7 @@ from rag.store import CorpusVersion, IndexStore, Rows
 
 log = logging.getLogger(__name__)
 
-FORMAT = 2  # bump when the files or the analyzer change: older indexes are rebuilt
+FORMAT = 3  # bump when the files or the analyzer change: older indexes are rebuilt
 # Question words carry no topic; BM25 should not match "what" or "did".
 QUESTION_WORDS = (
     "what",
@@ -409,10 +409,23 @@ def _with_changes(
                 chunks.ids,
                 [m["doc_id"] for m in chunks.metadatas],
                 [int(m.get("published_day") or 0) for m in chunks.metadatas],
-                analyzer.terms_of(chunks.texts),
+                _with_titles(chunks, analyzer.terms_of(chunks.texts), analyzer),
             )
             bar.update(len(batch))
     return tokens
+
+
+def _with_titles(chunks: Rows, terms: list[list[str]], analyzer: Analyzer) -> list[list[str]]:
+    """An article's title is searchable like its text. A file's headline is its first
+    line, so its first chunk holds it already; the title of an export record (or a page's
+    metadata) is not in the text, and its terms join the first chunk's."""
+    for row, meta in enumerate(chunks.metadatas):
+        title = str(meta.get("title") or "")
+        if meta.get("position") != 0 or not title or title == meta["doc_id"]:
+            continue
+        if " ".join(title.split()) not in " ".join(chunks.texts[row].split()):
+            terms[row] = analyzer.terms(title) + terms[row]
+    return terms
 
 
 def _committed_chunks(store: IndexStore, doc_ids: list[str], hashes: dict[str, str]) -> Rows:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -9,8 +10,8 @@ import pytest
 
 from rag.engine import Engine
 from rag.ingest import ingest_paths
-from rag.lexical import Analyzer, LexicalIndex, lexical_dir, open_lexical
-from rag.store import IndexStore
+from rag.lexical import Analyzer, LexicalIndex, _with_titles, lexical_dir, open_lexical
+from rag.store import IndexStore, Rows
 from tests.conftest import SEEDS, make_settings
 
 NEW_ARTICLE = (
@@ -194,3 +195,48 @@ def test_candidate_chunks_come_from_the_bm25_index_and_survive_a_re_ingest(
     answer = engine.ask("At which air base did Zelensky meet Lloyd Austin?")  # not refreshed
     assert answer.citations and answer.citations[0].doc_id == "000_8d93e48187a857e9"
     assert "Spangdahlem" in answer.answer
+
+
+def test_an_export_records_title_is_searchable(tmp_path: Path) -> None:
+    """A feed's record: its title names the place, its text does not. The title's words
+    are in the BM25 index (so the name is known, and the record found by it)."""
+    export = tmp_path / "feed"
+    export.mkdir()
+    record = {
+        "id": "ferry-1",
+        "title": "Harbour board approves Tromsø ferry terminal",
+        "text": "The board approved a new ferry terminal on Tuesday. "
+        "The terminal will cost 48 million kroner and open in the spring.",
+    }
+    (export / "feed.jsonl").write_text(json.dumps(record) + "\n", encoding="utf-8")
+    settings = make_settings(tmp_path / "index")
+    ingest_paths([export, SEEDS], settings, progress=False)
+    lexical = open_lexical(IndexStore(settings), Engine.analyzer_for(settings))
+    assert lexical is not None
+    hits = lexical.top_chunks(lexical.terms("Tromsø"), 3)
+    assert hits and hits[0][0].startswith("ferry-1:")
+    engine = Engine(settings, auto_ingest=False)
+    answer = engine.ask("How much will the Tromsø ferry terminal cost?")
+    assert not answer.refused
+    assert answer.citations[0].doc_id == "ferry-1" and "48 million kroner" in answer.answer
+
+
+def test_only_a_title_the_text_lacks_joins_the_first_chunks_terms() -> None:
+    analyzer = Analyzer()
+    texts = ["Ferry terminal approved\n\nThe board met.", "It opens in spring.", "Board met."]
+    chunks = Rows(
+        ids=["a:0", "a:1", "b:0"],
+        texts=texts,
+        metadatas=[
+            {"doc_id": "a", "title": "Ferry terminal approved", "position": 0},  # a file
+            {"doc_id": "a", "title": "Ferry terminal approved", "position": 1},
+            {"doc_id": "b", "title": "Tromsø harbour", "position": 0},  # an export record
+        ],
+    )
+    terms = _with_titles(chunks, analyzer.terms_of(texts), analyzer)
+    assert terms[:2] == analyzer.terms_of(texts[:2])
+    assert terms[2] == analyzer.terms("Tromsø harbour") + analyzer.terms("Board met.")
+    untitled = Rows(["c:0"], ["Board met."], [{"doc_id": "c", "title": "c", "position": 0}])
+    assert _with_titles(untitled, analyzer.terms_of(["Board met."]), analyzer) == [
+        analyzer.terms("Board met.")
+    ]

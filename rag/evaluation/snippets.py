@@ -1,8 +1,7 @@
 """A snippet version of an archive and a question set: short, noisy records like a web feed's.
 
-Used twice: ``bench/snippets.py`` reports answers over it (the issue's third corpus, ~1,000
-noisy web news snippets, is not one we have), and ``rag.fit`` fits on the fitting questions
-over it, so the scorer and the refusal also know records of one to three sentences.
+``bench/snippets.py`` reports answers over it: the issue's third corpus, ~1,000 noisy web
+news snippets, is not one we have.
 
 - **Snippets.** One per article: its headline as the title and a window of one to three
   consecutive body sentences (seeded). For an article that answers a question of the set,
