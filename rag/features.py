@@ -90,7 +90,7 @@ def sentence_features(
     docs = corpus.sentence_doc
     articles = _Articles.of(docs)
     article_cov = {
-        doc: float(_weighted_share(held[rows].any(axis=0, keepdims=True), weights)[0])
+        doc: float(_weighted_share(_article_held(corpus, rows, held, unique_terms), weights)[0])
         for doc, rows in articles.rows.items()
     }
     rank = candidates.article_rank
@@ -167,6 +167,16 @@ def _held_terms(texts_terms: list[list[str]], terms: list[str]) -> np.ndarray:
         present = set(sentence_terms)
         held[row] = [t in present for t in terms]
     return held
+
+
+def _article_held(
+    corpus: Corpus, rows: np.ndarray, held: np.ndarray, terms: list[str]
+) -> np.ndarray:
+    """(1, terms): the question's terms its article holds, in a sentence or its title (a
+    feed record's title is not one of its sentences; a file's headline is)."""
+    title = str(corpus.sentences.metadatas[rows[0]].get("title") or "")
+    in_title = set(corpus.sentence_lexical.terms(title)) if title else set()
+    return held[rows].any(axis=0, keepdims=True) | np.asarray([[t in in_title for t in terms]])
 
 
 def _share(held: np.ndarray) -> np.ndarray:

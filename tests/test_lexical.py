@@ -11,6 +11,7 @@ import pytest
 from rag.engine import Engine
 from rag.ingest import ingest_paths
 from rag.lexical import Analyzer, LexicalIndex, _with_titles, lexical_dir, open_lexical
+from rag.question import Question
 from rag.store import IndexStore, Rows
 from tests.conftest import SEEDS, make_settings
 
@@ -219,6 +220,10 @@ def test_an_export_records_title_is_searchable(tmp_path: Path) -> None:
     answer = engine.ask("How much will the Tromsø ferry terminal cost?")
     assert not answer.refused
     assert answer.citations[0].doc_id == "ferry-1" and "48 million kroner" in answer.answer
+    # The refusal weighs how much of the question an article holds: its title counts.
+    found = engine.candidates(Question.read("Which harbour board approved the Tromsø terminal?"))
+    assert found is not None
+    assert found[1].article_coverage["ferry-1"] == pytest.approx(1.0)
 
 
 def test_only_a_title_the_text_lacks_joins_the_first_chunks_terms() -> None:
