@@ -163,6 +163,24 @@ def chunk_spans(cleaned: CleanText, chunk_size: int, chunk_overlap: int) -> list
     return spans
 
 
+# Feeds and search results wrap a sentence in a dateline ("Mar 24, 2005 — ") or a call to
+# action ("Read more"): an answer quotes the sentence without them.
+_CALL_TO_ACTION = re.compile(
+    r"\s*\b(?:read more|continue reading|read the full (?:story|article))\W*$", re.IGNORECASE
+)
+
+
+def quotable(text: str) -> tuple[int, int]:
+    """(start, end) of what is worth quoting of a sentence: without an opening dateline or
+    a closing "Read more"; the whole sentence when that would leave under two words."""
+    from rag.sources import opening_dateline
+
+    start = opening_dateline(text)
+    m = _CALL_TO_ACTION.search(text, start)
+    end = m.start() if m else len(text)
+    return (start, end) if len(text[start:end].split()) >= 2 else (0, len(text))
+
+
 @lru_cache(maxsize=1)
 def _punkt():  # noqa: ANN202 - nltk type
     from nltk.tokenize.punkt import PunktTokenizer

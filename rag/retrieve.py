@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 
+from rag.documents import quotable
 from rag.lexical import LexicalIndex
 from rag.store import DocumentRecord, IndexStore, Rows, unpack_vectors
 
@@ -303,6 +304,15 @@ def _doc_of(row_id: str) -> str:
     return row_id.rsplit(":", 2)[0]
 
 
+def _quotable(text: str, start: int, end: int) -> tuple[str, int, int]:
+    """A stored sentence and its span in the source, without a feed's dateline or "Read
+    more" (trimmed when read, so indexes built before it need no re-ingest)."""
+    a, b = quotable(text)
+    if (a, b) == (0, len(text)) or end - start != len(text):
+        return text, start, end
+    return text[a:b], start + a, start + b
+
+
 def _parse(chunks: Rows, lexical: LexicalIndex | None) -> list[ReadChunk]:
     """Each chunk row with the sentences packed in its metadata, their vectors and terms."""
     out = []
@@ -315,7 +325,8 @@ def _parse(chunks: Rows, lexical: LexicalIndex | None) -> list[ReadChunk]:
             else np.empty((0, dim), dtype=np.float32)
         )
         ids, texts, metas = [], [], []
-        for k, (text, start, end, paragraph, _) in enumerate(packed):
+        for k, (stored, start, end, paragraph, _) in enumerate(packed):
+            text, start, end = _quotable(stored, start, end)
             position = int(meta["first_sentence"]) + k
             ids.append(f"{chunk_id}:s{position}")
             texts.append(text)

@@ -447,6 +447,12 @@ _LABELLED = re.compile(
     rf"^(?i:(?:first\s+)?(?:published|posted)(?:\s+on)?\s*:?|date\s*:)\s*{_FULL_DATE}"
 )
 DATELINE_LINES = 10  # a dateline is looked for in the first lines of a story
+# A dateline opening a sentence, with or without a place: "Mar 24, 2005 — " (a search
+# result's), "LONDON, Nov 6, 2024 (Reuters) - ".
+_OPENING_DATELINE = re.compile(
+    rf"^(?:[A-Z][A-Z.'’/ -]*,\s*(?:[A-Z][A-Za-z.'’ -]*,\s*)?)?{_FULL_DATE}"
+    rf"\s*(?:\([^)\n]{{1,40}}\)|/[^/\n]{{1,40}}/)?\s*[-–—]\s+"
+)
 _DEFAULTS = (datetime(1900, 1, 1), datetime(1904, 2, 2))
 
 
@@ -482,6 +488,12 @@ def dateline_date(text: str) -> str | None:
         if m := _DATELINE.match(line) or _LABELLED.match(line):
             return normalise_date(m["date"])
     return None
+
+
+def opening_dateline(text: str) -> int:
+    """Length of the dateline that opens the text (0 when none does)."""
+    m = _OPENING_DATELINE.match(text)
+    return m.end() if m else 0
 
 
 # --- markdown front matter --------------------------------------------------------------------

@@ -198,7 +198,7 @@ def test_candidate_chunks_come_from_the_bm25_index_and_survive_a_re_ingest(
     assert "Spangdahlem" in answer.answer
 
 
-def test_an_export_records_title_is_searchable(tmp_path: Path) -> None:
+def test_an_export_records_title_is_searchable_and_its_noise_not_quoted(tmp_path: Path) -> None:
     """A feed's record: its title names the place, its text does not. The title's words
     are in the BM25 index (so the name is known, and the record found by it)."""
     export = tmp_path / "feed"
@@ -206,8 +206,9 @@ def test_an_export_records_title_is_searchable(tmp_path: Path) -> None:
     record = {
         "id": "ferry-1",
         "title": "Harbour board approves Tromsø ferry terminal",
-        "text": "The board approved a new ferry terminal on Tuesday. "
-        "The terminal will cost 48 million kroner and open in the spring.",
+        # As a feed gives it: a dateline before, a call to action after.
+        "text": "Jun 8, 2005 — The board approved a new ferry terminal on Tuesday. "
+        "The terminal will cost 48 million kroner and open in the spring. Read more",
     }
     (export / "feed.jsonl").write_text(json.dumps(record) + "\n", encoding="utf-8")
     settings = make_settings(tmp_path / "index")
@@ -220,6 +221,10 @@ def test_an_export_records_title_is_searchable(tmp_path: Path) -> None:
     answer = engine.ask("How much will the Tromsø ferry terminal cost?")
     assert not answer.refused
     assert answer.citations[0].doc_id == "ferry-1" and "48 million kroner" in answer.answer
+    for citation in answer.citations:  # quoted without the feed's dateline and "Read more"
+        assert record["text"][citation.start : citation.end] == citation.quote
+        assert not citation.quote.startswith("Jun") and "Read more" not in citation.quote
+    assert any(c.quote.endswith("open in the spring.") for c in answer.citations)
     # The refusal weighs how much of the question an article holds: its title counts.
     found = engine.candidates(Question.read("Which harbour board approved the Tromsø terminal?"))
     assert found is not None
