@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 export GRADIO_ANALYTICS_ENABLED := False
 export ANONYMIZED_TELEMETRY := False
 
-.PHONY: install run serve ingest test test-fast lint eval eval-bbc fit bench bench-archive bench-scale screenshots browser lock clean
+.PHONY: install run serve ingest test test-fast lint eval eval-bbc fit bench bench-archive bench-snippets bench-scale screenshots browser lock clean
 
 install: $(STAMP)  ## create .venv and install the pinned dependencies (idempotent)
 
@@ -52,14 +52,18 @@ eval-bbc: install  ## the BBC questions (fitting and held-out halves) over the w
 fit: install  ## refit rag/data/scorer.json on the seeds set and the BBC fitting sets
 	$(BIN)/python -m rag.fit --bbc-corpus $(BBC) --bbc-index .fit/bbc-index
 
-bench: install browser  ## benchmarks: engine, HTTP API, the BBC archive and 20k/100k articles
+bench: install browser  ## benchmarks: engine, HTTP API, the BBC archive, its snippets, 20k/100k articles
 	$(BIN)/python bench/bench_engine.py
 	$(BIN)/python bench/bench_api.py
 	$(BIN)/python bench/archive.py --corpus $(BBC)
+	$(BIN)/python bench/snippets.py --archive $(BBC)
 	$(BIN)/python bench/scale.py
 
 bench-archive: install  ## ingest and ask the BBC archive (add SLICE=300 for a quick run)
 	$(BIN)/python bench/archive.py --corpus $(BBC) $(if $(SLICE),--slice $(SLICE))
+
+bench-snippets: install  ## answers over 1,000 noisy snippets made from the BBC archive
+	$(BIN)/python bench/snippets.py --archive $(BBC)
 
 bench-scale: install  ## start-up, latency and memory at 2k, 20k and 100k articles
 	$(BIN)/python bench/scale.py
