@@ -174,8 +174,10 @@ def _article_held(
 ) -> np.ndarray:
     """(1, terms): the question's terms its article holds, in a sentence or its title (a
     feed record's title is not one of its sentences; a file's headline is)."""
-    title = str(corpus.sentences.metadatas[rows[0]].get("title") or "")
-    in_title = set(corpus.sentence_lexical.terms(title)) if title else set()
+    meta = corpus.sentences.metadatas[rows[0]]
+    title = str(meta.get("title") or "")
+    untitled = not title or title == meta["doc_id"]  # a record without one is named by its id
+    in_title = set() if untitled else set(corpus.sentence_lexical.terms(title))
     return held[rows].any(axis=0, keepdims=True) | np.asarray([[t in in_title for t in terms]])
 
 
