@@ -165,8 +165,10 @@ def chunk_spans(cleaned: CleanText, chunk_size: int, chunk_overlap: int) -> list
 
 # Feeds and search results wrap a sentence in a dateline ("Mar 24, 2005 — ") or a call to
 # action ("Read more"): an answer quotes the sentence without them.
+# Only after the sentence's end: "people should read more." is a sentence.
 _CALL_TO_ACTION = re.compile(
-    r"\s*\b(?:read more|continue reading|read the full (?:story|article))\W*$", re.IGNORECASE
+    r"(?<=[.!?\"”’)])\s+(?:Read more|READ MORE|Continue reading|Read the full (?:story|article))"
+    r"\W*$"
 )
 
 

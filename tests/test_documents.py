@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import tiktoken
 
-from rag.documents import UnreadableFileError, load_document, read_source
+from rag.documents import UnreadableFileError, load_document, quotable, read_source
 from tests.conftest import SEEDS
 
 SEED_FILES = sorted(SEEDS.glob("*.txt"))
@@ -91,3 +91,21 @@ def test_windows_newlines_offsets_match_open(tmp_path: Path) -> None:
     text = read_like_users(path)
     for sentence, _ in doc.sentences:
         assert text[sentence.start : sentence.end] == sentence.text
+
+
+@pytest.mark.parametrize(
+    ("sentence", "quoted"),
+    [
+        ("Mar 24, 2005 — Shares fell 3% on Monday.", "Shares fell 3% on Monday."),
+        ("LONDON, Nov 6, 2024 (Reuters) - Shares fell 3%.", "Shares fell 3%."),
+        ("The deal is done. Read more", "The deal is done."),
+        ("The band split. Continue reading »", "The band split."),
+        # Sentences of their own, not a feed's wrapping:
+        ("He said people should read more.", "He said people should read more."),
+        ("In March 2005 - a year on - prices rose.", "In March 2005 - a year on - prices rose."),
+        ("May 5, 2005 — Yes.", "May 5, 2005 — Yes."),  # nothing worth quoting would be left
+    ],
+)
+def test_quotes_leave_out_a_feeds_dateline_and_read_more(sentence: str, quoted: str) -> None:
+    start, end = quotable(sentence)
+    assert sentence[start:end] == quoted
