@@ -57,6 +57,13 @@ class Document:
     duplicate_of: str | None = None  # set at ingest: the earliest-indexed near duplicate
 
 
+def own_title(metadata: dict) -> str:
+    """The title a chunk or sentence row carries, or "" for an untitled article (whose
+    title is its id: see ``document_from_record``)."""
+    title = str(metadata.get("title") or "")
+    return "" if title == metadata.get("doc_id") else title
+
+
 def display_path(path: Path) -> str:
     path = path.resolve()
     try:

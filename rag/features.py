@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from rag.documents import own_title
 from rag.question import Question, holds_answer_type
 from rag.retrieve import Candidates, Corpus
 
@@ -174,10 +175,8 @@ def _article_held(
 ) -> np.ndarray:
     """(1, terms): the question's terms its article holds, in a sentence or its title (a
     feed record's title is not one of its sentences; a file's headline is)."""
-    meta = corpus.sentences.metadatas[rows[0]]
-    title = str(meta.get("title") or "")
-    untitled = not title or title == meta["doc_id"]  # a record without one is named by its id
-    in_title = set() if untitled else set(corpus.sentence_lexical.terms(title))
+    title = own_title(corpus.sentences.metadatas[rows[0]])
+    in_title = set(corpus.sentence_lexical.terms(title)) if title else set()
     return held[rows].any(axis=0, keepdims=True) | np.asarray([[t in in_title for t in terms]])
 
 

@@ -182,11 +182,11 @@ class _Ingestor:
             log.warning("embedding backend changed: rebuilding the whole index")
             self._drop_everything(records)
             records = {}
-        todo, seen, exports = self._changed_files(paths, records)
+        todo, exports = self._changed_files(paths, records)
         self.duplicates = load_duplicates(self.store, records) if todo or prune else None
         changed = self._embed_and_store(todo, records)
         if prune:
-            changed |= self._prune(records, seen, exports)
+            changed |= self._prune(records, self.report.doc_ids, exports)
         if changed and self.duplicates is not None:
             self.duplicates.save(duplicates_path(self.store))
         if changed:
@@ -198,17 +198,16 @@ class _Ingestor:
 
     def _changed_files(
         self, paths: list[Path], records: dict[str, DocumentRecord]
-    ) -> tuple[list[SourceRecord], set[str], set[str]]:
-        """The articles to (re-)embed, the ids of every article read, and the exports read.
-        Unchanged articles are counted as kept; bad files and records as skipped."""
+    ) -> tuple[list[SourceRecord], set[str]]:
+        """The articles to (re-)embed and the exports read; the ids of every article read
+        go to the report. Unchanged articles are counted as kept; bad files and records as
+        skipped."""
         todo: list[SourceRecord] = []
-        seen: set[str] = set()
         exports: set[str] = set()
         for item in read_sources(paths, REPO_ROOT):
             if isinstance(item, SkippedRecord):
                 self._skip(item.source, item.reason)
                 continue
-            seen.add(item.doc_id)
             self.report.doc_ids.add(item.doc_id)
             if "#" in item.source:
                 exports.add(item.source.rsplit("#", 1)[0])
@@ -221,7 +220,7 @@ class _Ingestor:
                 self.report.kept += record.chunks
             else:
                 todo.append(item)
-        return todo, seen, exports
+        return todo, exports
 
     def _documents(self, todo: list[SourceRecord]) -> Iterator[Document | None]:
         """Clean and chunk in a worker thread while the model embeds (it releases the GIL)."""

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from rag.documents import own_title
 from rag.errors import ConfigError
 from rag.settings import Settings
 from rag.store import CorpusVersion, IndexStore, Rows
@@ -420,8 +421,8 @@ def _with_titles(chunks: Rows, terms: list[list[str]], analyzer: Analyzer) -> li
     line, so its first chunk holds it already; the title of an export record (or a page's
     metadata) is not in the text, and its terms join the first chunk's."""
     for row, meta in enumerate(chunks.metadatas):
-        title = str(meta.get("title") or "")
-        if meta.get("position") != 0 or not title or title == meta["doc_id"]:
+        title = own_title(meta)
+        if meta.get("position") != 0 or not title:
             continue
         if " ".join(title.split()) not in " ".join(chunks.texts[row].split()):
             terms[row] = analyzer.terms(title) + terms[row]

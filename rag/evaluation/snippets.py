@@ -27,6 +27,7 @@ from rag.documents import load_document
 from rag.evaluation.metrics import normalize
 from rag.evaluation.runner import Question
 from rag.question import Question as Reading
+from rag.settings import get_settings
 
 MONTHS = [calendar.month_abbr[m] for m in range(1, 13)]
 SNIPPET_ID_PREFIX = "snip-"
@@ -93,7 +94,8 @@ def _answered(q: Question, snippets: dict[str, str]) -> Question | None:
 
 def _body_sentences(path: Path) -> tuple[str, list[str]]:
     """(headline, body sentences) of an archive article, split as ingest splits them."""
-    doc = load_document(path, chunk_size=256, chunk_overlap=32)
+    settings = get_settings()
+    doc = load_document(path, settings.chunk_size, settings.chunk_overlap)
     texts = [span.text.strip() for span, _ in doc.sentences]
     return doc.title, [t for t in texts[1:] if t]
 
