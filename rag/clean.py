@@ -10,6 +10,7 @@ headlines) is dropped block by block.
 
 from __future__ import annotations
 
+import html
 import re
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
@@ -18,6 +19,7 @@ import numpy as np
 
 # A character that exists only in the clean text (a joiner between blocks).
 NOT_IN_SOURCE = -1
+_CHAR_REFERENCE = re.compile(r"&(?:#[0-9]+|#[xX][0-9a-fA-F]+|[A-Za-z][A-Za-z0-9]*);?")
 
 
 @dataclass
@@ -37,11 +39,36 @@ class CleanText:
 
     def source_span(self, start: int, end: int) -> tuple[int, int]:
         """The span of the source text that the clean span [start, end) came from."""
-        inside = self.offsets[start:end]
-        inside = inside[inside != NOT_IN_SOURCE]
+        inside = np.flatnonzero(self.offsets[start:end] != NOT_IN_SOURCE)
         if inside.size == 0:
             raise ValueError(f"clean span {start}:{end} has no source characters")
-        return int(inside[0]), int(inside[-1]) + 1
+        last = start + int(inside[-1])
+        run = self.source_run(last)
+        return int(self.offsets[start + int(inside[0])]), int(self.offsets[last]) + (
+            run[1] if run else 1
+        )
+
+    def source_run(self, i: int) -> tuple[int, int] | None:
+        """(clean characters, source characters) of the copy that starts at clean position
+        ``i``: one character the source holds as it is, or what an HTML character reference
+        there ("&pound;", "&#8217;") stands for; None when the source does not hold it."""
+        off = int(self.offsets[i])
+        if off == NOT_IN_SOURCE:
+            return None
+        if self.source_text[off] == "&":
+            reference = _CHAR_REFERENCE.match(self.source_text, off)
+            if reference:
+                decoded = html.unescape(reference.group())
+                after = i + len(decoded)
+                if (
+                    decoded != reference.group()
+                    and self.text[i:after] == decoded
+                    and bool(np.all(self.offsets[i:after] == off))
+                    # a literal "&" of a text file is followed by the next source character
+                    and (after >= len(self.text) or self.offsets[after] != off + 1)
+                ):
+                    return len(decoded), reference.end() - off
+        return (1, 1) if self.source_text[off] == self.text[i] else None
 
     def verbatim_span(self, start: int, end: int) -> tuple[int, int] | None:
         """Source span whose text equals the clean text[start:end] exactly, else None."""
@@ -310,13 +337,9 @@ class _HtmlBlocks(HTMLParser):
         self._add(data, self._pos(), verbatim=True)
 
     def handle_entityref(self, name: str) -> None:
-        import html
-
         self._add(html.unescape(f"&{name};"), self._pos(), verbatim=False)
 
     def handle_charref(self, name: str) -> None:
-        import html
-
         self._add(html.unescape(f"&#{name};"), self._pos(), verbatim=False)
 
     def close(self) -> None:

@@ -14,15 +14,18 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from rag.clean import NOT_IN_SOURCE, CleanText
+from rag.clean import CleanText
 from rag.settings import REPO_ROOT
 
 if TYPE_CHECKING:
     from rag.sources import SourceRecord
 
-SUPPORTED_SUFFIXES = {".txt", ".md", ".markdown", ".html", ".htm"}
 # Bump when cleaning, chunking or sentence splitting changes, so re-ingest rebuilds.
 PIPELINE_VERSION = "4"  # 4: sources (exports, encodings), metadata, duplicates
+# Bumped when how one kind of source is read changes: its articles are read again on the
+# next ingest, the others kept. html 2: a character reference ("&#8217;") no longer splits
+# a sentence into quotes.
+READER_VERSIONS = {".html": "2"}
 MAX_FILE_BYTES = 20 * 1024 * 1024
 
 
@@ -113,7 +116,8 @@ def record_hash(record: SourceRecord) -> str:
     meta = "\0".join(
         x or "" for x in (record.title, record.published, record.url, record.publisher)
     )
-    return hashlib.sha256(f"{record.text}\0{meta}\0{record.suffix}".encode()).hexdigest()
+    reader = f"{record.suffix}{READER_VERSIONS.get(record.suffix, '')}"
+    return hashlib.sha256(f"{record.text}\0{meta}\0{reader}".encode()).hexdigest()
 
 
 def document_from_record(record: SourceRecord, chunk_size: int, chunk_overlap: int) -> Document:
@@ -176,12 +180,14 @@ def chunk_spans(cleaned: CleanText, chunk_size: int, chunk_overlap: int) -> list
 _CALL_TO_ACTION = re.compile(
     r"(?<=[.!?\"”’)])\s+(?:Read more|READ MORE|Continue reading|Read the full (?:story|article))"
     r"\W*$"
+    r"|\s*\[\+\d+ chars\]\s*$"  # where a news API cut the text ("… [+2114 chars]")
 )
 
 
 def quotable(text: str) -> tuple[int, int]:
     """(start, end) of what is worth quoting of a sentence: without an opening dateline or
-    a closing "Read more"; the whole sentence when that would leave under two words."""
+    a closing "Read more" (or a news API's "[+2114 chars]"); the whole sentence when that
+    would leave under two words."""
     from rag.sources import opening_dateline
 
     start = opening_dateline(text)
@@ -212,19 +218,23 @@ def _units(cleaned: CleanText) -> list[tuple[int, int]]:
 
 
 def _verbatim_pieces(cleaned: CleanText, start: int, end: int) -> list[tuple[int, int]]:
-    """Split a clean span where it stops being a contiguous copy of the source."""
-    pieces, piece_start = [], start
-    for i in range(start, end):
-        off = cleaned.offsets[i]
-        contiguous = off != NOT_IN_SOURCE and cleaned.source_text[off] == cleaned.text[i]
-        if contiguous and i > piece_start:
-            contiguous = cleaned.offsets[i - 1] + 1 == off
-        if not contiguous:
+    """Split a clean span where it stops being a copy of the source: each character the
+    source's next one, or what the HTML character reference there stands for."""
+    pieces, piece_start, expected, i = [], start, -1, start
+    while i < end:
+        run = cleaned.source_run(i)
+        if run is None:
             if i > piece_start:
                 pieces.append((piece_start, i))
-            piece_start = i + 1 if off == NOT_IN_SOURCE or i == piece_start else i
-            if off != NOT_IN_SOURCE and cleaned.source_text[off] == cleaned.text[i]:
-                piece_start = i
+            i += 1
+            piece_start = i
+            continue
+        off = int(cleaned.offsets[i])
+        if i > piece_start and off != expected:
+            pieces.append((piece_start, i))
+            piece_start = i
+        expected = off + run[1]
+        i += run[0]
     if end > piece_start:
         pieces.append((piece_start, end))
     return pieces

@@ -7,10 +7,14 @@ article, or a ``SkippedRecord`` saying why a file or a record was left out.
   is dropped), else with the encoding charset-normalizer detects. Newlines are translated
   as ``open()`` does: for a UTF-8 file ``record.text == open(path, encoding="utf-8-sig")
   .read()``. Citation offsets index into ``record.text``.
-- Exports (``.jsonl``/``.ndjson``: one JSON object per line; ``.csv``: a header row) give
-  one record per row, streamed. Fields: ``title``, ``text`` (or ``body``, ``content``),
-  ``published`` (or ``date``), ``url``, ``publisher`` (or ``source``), optional ``id``.
-  A record's ``text`` is its text field exactly; its ``source`` is ``"<file>#<doc_id>"``.
+- Exports give one record per row: ``.jsonl``/``.ndjson`` (one JSON object per line) and
+  ``.csv`` (a header row) are streamed; a ``.json`` document (a list of objects, or an
+  object holding one, as news APIs answer) is read whole. Fields, each under the names of
+  ``FIELDS``: ``title`` (or ``headline``), ``text`` (or ``body``, ``content``,
+  ``description``, ``summary``, …), ``published`` (or ``date``, ``publishedAt``, …),
+  ``url`` (or ``link``), ``publisher`` (or ``source``, also ``{"name": …}``), optional
+  ``id``. A record's ``text`` is its text field exactly; its ``source`` is
+  ``"<file>#<doc_id>"``; a text field holding HTML is cleaned as a page.
 - Metadata: HTML pages through ``article:published_time``, JSON-LD and ``<time>`` (dates
   read by htmldate, never from the page's URL), JSON-LD ``NewsArticle``, ``og:*`` and
   ``<link rel="canonical">``; Markdown through YAML front matter; plain text only through
@@ -46,15 +50,38 @@ FILE_SUFFIXES = {
     ".html": ".html",
     ".htm": ".html",
 }
-EXPORT_SUFFIXES = {".jsonl", ".ndjson", ".csv"}
+EXPORT_SUFFIXES = {".jsonl", ".ndjson", ".csv", ".json"}
+# Each field's names, first found first: the names of common archive exports, news APIs
+# and feeds. A full text is preferred to a summary when a record has both.
 FIELDS = {
     "id": ("id",),
-    "title": ("title",),
-    "text": ("text", "body", "content"),
-    "published": ("published", "date"),
-    "url": ("url",),
-    "publisher": ("publisher", "source"),
+    "title": ("title", "headline"),
+    "text": (
+        "text",
+        "body",
+        "content",
+        "article",
+        "story",
+        "description",
+        "summary",
+        "snippet",
+        "abstract",
+    ),
+    "published": (
+        "published",
+        "date",
+        "published_at",
+        "publishedat",
+        "pubdate",
+        "date_published",
+        "datepublished",
+        "publication_date",
+    ),
+    "url": ("url", "link"),
+    "publisher": ("publisher", "source", "site_name", "site"),
 }
+# A JSON document (not JSON Lines) is read whole: past this, it should be streamed.
+MAX_JSON_BYTES = 100 * 1024 * 1024
 SNIFF_BYTES = 4 * 1024 * 1024  # encoding detection reads at most this much
 
 
@@ -63,7 +90,8 @@ class SourceRecord:
     doc_id: str
     text: str  # the exact text citation offsets index into
     source: str  # display path of a file; "<file>#<doc_id>" for an export record
-    suffix: str  # how to clean it: ".txt", ".md" or ".html" (export records: ".txt")
+    suffix: str  # how to clean it: ".txt", ".md" or ".html" (an export record: ".html" if
+    # its text holds markup, else ".txt")
     title: str | None  # explicit title (export field, front matter, HTML metadata)
     published: str | None  # ISO date YYYY-MM-DD
     url: str | None
@@ -94,6 +122,10 @@ class _BadRecord(ValueError):
     pass
 
 
+class _BadExport(ValueError):
+    """A whole export that cannot be read (a JSON document that does not parse)."""
+
+
 # --- walking and naming -----------------------------------------------------------------------
 
 
@@ -117,6 +149,15 @@ def source_files(paths: Path | Sequence[Path]) -> list[Path]:
 
 def is_export(path: Path) -> bool:
     return path.suffix.lower() in EXPORT_SUFFIXES
+
+
+def cleaning_suffix(source: str, text: str) -> str:
+    """How a source's text is cleaned: ".txt", ".md" or ".html". A file by its suffix; an
+    export's record (``file#doc_id``) as a page when its text holds markup."""
+    file, _, doc_id = source.partition("#")
+    if doc_id and is_export(Path(file)):
+        return ".html" if holds_markup(text) else ".txt"
+    return FILE_SUFFIXES.get(Path(source).suffix.lower(), ".txt")
 
 
 def relative_name(path: Path, root: Path) -> str:
@@ -263,7 +304,7 @@ def read_file(path: Path, root: Path, doc_id: str) -> SourceRecord | SkippedReco
         text = read_text(path)
     except UnreadableFileError as exc:
         return SkippedRecord(name, str(exc))
-    suffix = FILE_SUFFIXES.get(path.suffix.lower(), ".txt")
+    suffix = cleaning_suffix(name, text)
     body_start, meta = file_metadata(text, suffix)
     return SourceRecord(
         doc_id=doc_id,
@@ -308,8 +349,9 @@ def clean_record(record: SourceRecord) -> CleanText:
 def read_export(
     path: Path, root: Path, used: dict[str, str] | None = None
 ) -> Iterator[SourceRecord | SkippedRecord]:
-    """One record per row of a JSON Lines or CSV export, streamed. ``used`` maps doc ids
-    already taken to their source; a record reusing one is skipped."""
+    """One record per row of a JSON Lines or CSV export (streamed), or per object of a JSON
+    document's list of records. ``used`` maps doc ids already taken to their source; a
+    record reusing one is skipped."""
     name = relative_name(path, root)
     used = {} if used is None else used
     try:
@@ -317,7 +359,9 @@ def read_export(
     except UnreadableFileError as exc:
         yield SkippedRecord(name, str(exc))
         return
-    rows = _csv_rows if path.suffix.lower() == ".csv" else _jsonl_rows
+    suffix = path.suffix.lower()
+    rows = {".csv": _csv_rows, ".json": _json_rows}.get(suffix, _jsonl_rows)
+    unit = "record" if suffix == ".json" else "line"  # what a row's number counts
     line = 0
     try:
         for line, row in rows(path, encoding):
@@ -328,12 +372,14 @@ def read_export(
                         f"doc id {record.doc_id!r} already used by {used[record.doc_id]}"
                     )
             except _BadRecord as exc:
-                yield SkippedRecord(name, f"line {line}: {exc}", line)
+                yield SkippedRecord(name, f"{unit} {line}: {exc}", line)
                 continue
             used[record.doc_id] = record.source
             yield record
     except (UnicodeDecodeError, csv.Error) as exc:
-        yield SkippedRecord(name, f"after line {line}: {exc}; rest of the file skipped", line + 1)
+        yield SkippedRecord(name, f"after {unit} {line}: {exc}; rest of the file skipped", line + 1)
+    except _BadExport as exc:
+        yield SkippedRecord(name, str(exc))
 
 
 def _jsonl_rows(path: Path, encoding: str) -> Iterator[tuple[int, dict[str, Any] | str]]:
@@ -350,6 +396,40 @@ def _jsonl_rows(path: Path, encoding: str) -> Iterator[tuple[int, dict[str, Any]
             yield number, row if isinstance(row, dict) else "not a JSON object"
 
 
+def _json_rows(path: Path, encoding: str) -> Iterator[tuple[int, dict[str, Any] | str]]:
+    """(record number, object or why it is not one) of a JSON document: a list of records,
+    an object holding one (``{"articles": [...]}``, as news APIs answer), or one record."""
+    size = path.stat().st_size
+    if size > MAX_JSON_BYTES:
+        raise _BadExport(
+            f"a JSON document of {size / 2**20:.0f} MB is read whole (at most "
+            f"{MAX_JSON_BYTES / 2**20:.0f} MB); write it as JSON Lines, one record per line"
+        )
+    try:
+        document = json.loads(path.read_text(encoding=encoding))
+    except json.JSONDecodeError as exc:
+        raise _BadExport(
+            f"broken JSON ({exc.msg.removesuffix(' at')} at line {exc.lineno} column "
+            f"{exc.colno}); nothing read"
+        ) from None
+    records = _records_of(document)
+    if records is None:
+        raise _BadExport("no records: expected a list of objects, or an object holding one")
+    for number, row in enumerate(records, 1):
+        yield number, row if isinstance(row, dict) else "not a JSON object"
+
+
+def _records_of(document: Any) -> list[Any] | None:
+    if isinstance(document, list):
+        return document
+    if not isinstance(document, dict):
+        return None
+    if any(document.get(alias) for alias in FIELDS["text"]):
+        return [document]
+    lists = [v for v in document.values() if isinstance(v, list) and v]
+    return next((v for v in lists if any(isinstance(row, dict) for row in v)), None)
+
+
 def _csv_rows(path: Path, encoding: str) -> Iterator[tuple[int, dict[str, Any] | str]]:
     """(first line of the row, fields by lower-case header, or why the row is bad)."""
     csv.field_size_limit(max(csv.field_size_limit(), MAX_FILE_BYTES))
@@ -362,7 +442,7 @@ def _csv_rows(path: Path, encoding: str) -> Iterator[tuple[int, dict[str, Any] |
         reader = csv.reader(f, dialect)
         header = [h.strip().lower() for h in next(reader, [])]
         if not set(header) & set(FIELDS["text"]):
-            yield 1, "no text column (expected text, body or content)"
+            yield 1, f"no text column (expected one of: {', '.join(FIELDS['text'])})"
             return
         end = reader.line_num
         for row in reader:
@@ -392,7 +472,7 @@ def _record(row: dict[str, Any] | str, path: Path, name: str) -> SourceRecord:
         doc_id=doc_id,
         text=text,
         source=f"{name}#{doc_id}",
-        suffix=".txt",
+        suffix=cleaning_suffix(f"{name}#{doc_id}", text),
         title=title,
         published=(normalise_date(published) if published else None) or dateline_date(text),
         url=url,
@@ -405,6 +485,8 @@ def _field(row: dict[str, Any], key: str) -> Any:
     """The first non-empty of a field's names; a value of the wrong type is a _BadRecord."""
     for alias in FIELDS[key]:
         value = row.get(alias)
+        if key == "publisher" and isinstance(value, dict):  # {"id": …, "name": "BBC News"}
+            value = value.get("name")
         if value is None or value == "":
             continue
         allowed = (str, int) if key == "id" else (str,)
@@ -412,6 +494,17 @@ def _field(row: dict[str, Any], key: str) -> Any:
             raise _BadRecord(f"{alias} is {_json_type(value)}, expected a string")
         return value
     return None
+
+
+_TAG = re.compile(r"</?([A-Za-z][A-Za-z0-9]*)(?:\s[^<>]*)?/?>")
+
+
+def holds_markup(text: str) -> bool:
+    """Whether an export's text field is HTML (a feed's description, a scraped page's
+    content): it holds a tag of a real HTML element. Such a record is cleaned as a page."""
+    from lxml.html import defs
+
+    return any(m.group(1).lower() in defs.tags for m in _TAG.finditer(text))
 
 
 def _json_type(value: Any) -> str:

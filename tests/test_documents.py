@@ -100,6 +100,7 @@ def test_windows_newlines_offsets_match_open(tmp_path: Path) -> None:
         ("LONDON, Nov 6, 2024 (Reuters) - Shares fell 3%.", "Shares fell 3%."),
         ("The deal is done. Read more", "The deal is done."),
         ("The band split. Continue reading »", "The band split."),
+        ("The firm said it would… [+2114 chars]", "The firm said it would…"),  # a news API's cut
         # Sentences of their own, not a feed's wrapping:
         ("He said people should read more.", "He said people should read more."),
         ("In March 2005 - a year on - prices rose.", "In March 2005 - a year on - prices rose."),

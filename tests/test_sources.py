@@ -19,6 +19,7 @@ from rag.sources import (
     clean_record,
     dateline_date,
     detect_encoding,
+    holds_markup,
     normalise_date,
     read_export,
     read_file,
@@ -250,6 +251,92 @@ def test_csv_export() -> None:
     assert (council.published, council.source) == ("2024-10-30", f"exports/export.csv#{hashed}")
 
 
+def test_json_document_as_a_news_api_answers() -> None:
+    """A news API's answer saved as one JSON document: records under "articles", the
+    publisher an object, the date as "publishedAt", the text HTML cut by the API."""
+    path = DATA / "exports" / "news_api.json"
+    records, skipped = split(list(read_export(path, DATA)))
+    assert skipped == [
+        "exports/news_api.json record 3: missing text",
+        "exports/news_api.json record 4: not a JSON object",
+    ]
+    harbour, cycle = records
+    assert fields(harbour) == (
+        "Harbour reopens after storm repairs",
+        "2024-11-04",
+        "https://wire.example.com/harbour-reopens",
+        "Example Wire",
+    )
+    assert harbour.doc_id.startswith("news_api-")
+    # The full text is preferred to the summary; its markup is cleaned as a page's.
+    assert harbour.text.startswith("<p>The harbour reopened") and harbour.suffix == ".html"
+    cleaned = clean_record(harbour)
+    assert "<p>" not in cleaned.text and "track()" not in cleaned.text
+    assert "Repairs cost £2.1m, the port authority said." in cleaned.text
+    start, end = cleaned.verbatim_span(0, cleaned.text.index("repairs.") + len("repairs."))
+    assert harbour.text[start:end] == "The harbour reopened on Monday after three weeks of repairs."
+    # Only a summary: it is the text (plain, so cleaned as text).
+    assert cycle.text == "Councillors approved 12 miles of new cycle lanes."
+    assert (cycle.suffix, cycle.publisher, cycle.published) == (
+        ".txt",
+        "Example Paper",
+        "2024-11-05",
+    )
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        ('[{"headline": "One", "body": "A story."}]', ["A story."]),  # a list of records
+        ('{"title": "One", "text": "A single story."}', ["A single story."]),  # one record
+        ('{"items": [{"description": "From a feed."}]}', ["From a feed."]),
+        ('{"count": 0, "items": []}', "no records: expected a list of objects"),
+        ('{"items": [{"text": "Cut', "broken JSON (Unterminated string starting"),
+        ('"just a string"', "no records: expected a list of objects"),
+    ],
+)
+def test_json_documents(tmp_path: Path, content: str, expected: list[str] | str) -> None:
+    path = tmp_path / "feed.json"
+    path.write_text(content, encoding="utf-8")
+    records, skipped = split(list(read_export(path, tmp_path)))
+    if isinstance(expected, list):
+        assert [r.text for r in records] == expected and not skipped
+    else:
+        assert not records and len(skipped) == 1
+        assert skipped[0].startswith(f"feed.json: {expected}")
+
+
+def test_a_json_document_too_big_to_read_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import rag.sources
+
+    path = tmp_path / "big.json"
+    path.write_text(json.dumps([{"text": "A story. " * 100}] * 20), encoding="utf-8")
+    monkeypatch.setattr(rag.sources, "MAX_JSON_BYTES", 10_000)
+    records, skipped = split(list(read_export(path, tmp_path)))
+    assert not records
+    assert skipped == [
+        "big.json: a JSON document of 0 MB is read whole (at most 0 MB); write it as JSON "
+        "Lines, one record per line"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "markup"),
+    [
+        ("<p>Shares rose.</p>", True),
+        ("Shares rose.<br/>Bonds fell.", True),
+        ('<a href="https://example.com">Shares</a> rose.', True),
+        ("Profits rose by <5% in the year to March> said the report.", False),
+        ("The ratio was a < b and c > d.", False),
+        ("I <3 this band.", False),
+    ],
+)
+def test_an_export_text_holds_markup(text: str, markup: bool) -> None:
+    assert holds_markup(text) is markup
+
+
 def test_export_is_streamed(tmp_path: Path) -> None:
     path = tmp_path / "big.jsonl"
     body = "A paragraph of an archived article about the harbour and its trade. " * 30
@@ -351,4 +438,4 @@ def test_read_sources_walks_the_tree() -> None:
     assert len(ids) == len(set(ids))
     assert {f"report-{sha('same_stem/a/report.txt', 8)}", "windows_1252", "wire-001"} <= set(ids)
     assert "text/binary.txt: binary file (contains NUL bytes)" in skipped
-    assert len(records) == 21 and len(skipped) == 11
+    assert len(records) == 23 and len(skipped) == 13

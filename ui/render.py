@@ -12,7 +12,6 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
-from pathlib import PurePath
 from urllib.parse import quote, urlencode, urlsplit
 
 import nh3
@@ -21,6 +20,7 @@ from rag.clean import CleanText, clean
 from rag.dates import DateRange, display_date
 from rag.errors import RagError
 from rag.models import Answer, Citation, SourceDocument
+from rag.sources import cleaning_suffix
 
 QUOTE_ANCHOR = "quote"
 _MARKER = re.compile(r"\[(\d+)\]")
@@ -277,7 +277,7 @@ def article_paragraphs(
     HTML and Markdown files are shown as their clean text, not their markup; every clean
     character knows its offset in the file, so the marked span is exactly the citation's.
     """
-    cleaned = _clean(source_text, PurePath(source_name).suffix)
+    cleaned = _clean(source_text, cleaning_suffix(source_name, source_text))
     paragraphs: list[list[Run]] = []
     position = 0
     for line in cleaned.text.split("\n"):

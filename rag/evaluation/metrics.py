@@ -7,6 +7,7 @@ per-question record the runner aggregates; ``summarize`` turns records into the 
 
 from __future__ import annotations
 
+import html
 import re
 import statistics
 import string
@@ -135,12 +136,16 @@ def _source_text(source: str) -> str | None:
 def quote_is_verbatim(
     citation: dict[str, Any], read: Callable[[str], str | None] = _source_text
 ) -> bool:
-    """True when the cited article's text at [start, end) is exactly the quote."""
+    """True when the cited article's text at [start, end) is exactly the quote: as it is, or
+    (an HTML page) with its character references ("&pound;", "&#8217;") read."""
     text = read(citation["source"])
     if text is None:
         return False
     start, end = citation["start"], citation["end"]
-    return 0 <= start < end <= len(text) and text[start:end] == citation["quote"]
+    if not 0 <= start < end <= len(text):
+        return False
+    span = text[start:end]
+    return citation["quote"] in (span, html.unescape(span))
 
 
 # --- one question ---------------------------------------------------------------------------
