@@ -182,6 +182,7 @@ _CALL_TO_ACTION = re.compile(
     r"\W*$"
     r"|\s*\[\+\d+ chars\]\s*$"  # where a news API cut the text ("… [+2114 chars]")
 )
+_CALL_TO_ACTION_TAIL = 64  # a call to action is found only this near the end
 
 
 def quotable(text: str) -> tuple[int, int]:
@@ -191,7 +192,13 @@ def quotable(text: str) -> tuple[int, int]:
     from rag.sources import opening_dateline
 
     start = opening_dateline(text)
-    m = _CALL_TO_ACTION.search(text, start)
+    tail = text[-_CALL_TO_ACTION_TAIL:]
+    # The regex tries every position: most sentences are cleared by what their end lacks.
+    m = (
+        _CALL_TO_ACTION.search(text, start)
+        if any(key in tail for key in ("Read", "READ", "reading", "chars]"))
+        else None
+    )
     end = m.start() if m else len(text)
     return (start, end) if len(text[start:end].split()) >= 2 else (0, len(text))
 

@@ -10,6 +10,7 @@ sentence holds one is a feature of ``rag.features``, weighed by the fitted score
 from __future__ import annotations
 
 import calendar
+import re
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -128,21 +129,38 @@ def holds_answer_type(sentence: str, question: Question) -> bool:
     kind = question.answer_type
     if kind is AnswerType.NONE:
         return False
+    if kind in (AnswerType.NAME, AnswerType.PLACE):
+        # A capitalised word (not the sentence's first, not a month or a weekday) that the
+        # question lacks. Only the tokens that may be one are read word by word.
+        known = question.words | MONTHS | WEEKDAYS
+        first = _FIRST_WORD.search(sentence)
+        skip = first.start() if first else -1
+        return any(
+            w[:1].isupper() and w.lower() not in known
+            for m in _MAY_BE_CAPITALISED.finditer(sentence)
+            if m.start() != skip
+            for w in words(m.group())
+        )
+    if kind is AnswerType.NUMBER and not _DIGIT.search(sentence):
+        return False
     ws = words(sentence)
+    if kind is AnswerType.REASON:
+        return bool(_REASON_WORDS & {w.lower() for w in ws})
     new = [w for w in ws if w.lower() not in question.words]
     if kind is AnswerType.NUMBER:
         return any(any(c.isdigit() for c in w) for w in new)
-    if kind is AnswerType.DATE:
-        return any(
-            w.lower() in MONTHS or w.lower() in WEEKDAYS or (w.isdigit() and len(w) == 4)
-            for w in new
-        )
-    if kind is AnswerType.REASON:
-        return bool({"because", "after", "due", "since", "so", "as"} & {w.lower() for w in ws})
-    # A name or a place: a capitalised word (not the sentence's first, not a month or a
-    # weekday) that the question lacks.
-    known = question.words | MONTHS | WEEKDAYS
-    return any(w[:1].isupper() and w.lower() not in known for w in ws[1:])
+    return any(
+        w.lower() in MONTHS or w.lower() in WEEKDAYS or (w.isdigit() and len(w) == 4) for w in new
+    )
+
+
+_REASON_WORDS = frozenset({"because", "after", "due", "since", "so", "as"})
+# Cheap tests that let most sentences skip being read word by word.
+_PUNCT_CLASS = re.escape(_PUNCTUATION)
+_DIGIT = re.compile(r"\d")
+# A token whose first letter (after opening punctuation) is not an ASCII lower-case one.
+_MAY_BE_CAPITALISED = re.compile(rf"(?<!\S)[{_PUNCT_CLASS}]*(?=[^\W\d_])(?![a-z])\S*")
+_FIRST_WORD = re.compile(rf"(?<!\S)\S*[^\s{_PUNCT_CLASS}]")
 
 
 # "Kyiv's and Moscow's conditions": the same asked of two sides. Each side is searched

@@ -11,8 +11,9 @@ import pytest
 from rag.compose import needs_antecedent
 from rag.errors import ConfigError
 from rag.features import EVIDENCE_FEATURES, SENTENCE_FEATURES
-from rag.question import AnswerType, Question, holds_answer_type, sides
+from rag.question import MONTHS, WEEKDAYS, AnswerType, Question, holds_answer_type, sides, words
 from rag.scorer import DEFAULT_MODEL, FittedModel
+from tests.conftest import SEEDS
 
 
 @pytest.mark.parametrize(
@@ -41,6 +42,52 @@ def test_an_answer_type_counts_only_what_the_question_lacks() -> None:
     who = Question.read("Who replaced Carly Fiorina at Hewlett-Packard?")
     assert holds_answer_type("The board named Mark Hurd as chief executive.", who)
     assert not holds_answer_type("Carly Fiorina left Hewlett-Packard in February.", who)
+
+
+def _answer_type_by_words(sentence: str, question: Question) -> bool:
+    """The definition, read word by word (``holds_answer_type`` skips most words)."""
+    ws = words(sentence)
+    new = [w for w in ws if w.lower() not in question.words]
+    kind = question.answer_type
+    if kind is AnswerType.NUMBER:
+        return any(any(c.isdigit() for c in w) for w in new)
+    if kind is AnswerType.DATE:
+        return any(w.lower() in MONTHS | WEEKDAYS or (w.isdigit() and len(w) == 4) for w in new)
+    if kind is AnswerType.REASON:
+        return bool({"because", "after", "due", "since", "so", "as"} & {w.lower() for w in ws})
+    known = question.words | MONTHS | WEEKDAYS
+    return any(w[:1].isupper() and w.lower() not in known for w in ws[1:])
+
+
+TRICKY_SENTENCES = [
+    "“Hurd said the board agreed.”",  # the first word after an opening quote
+    "— Hurd left; (Reuters) reported it.",  # a dash is a token, not a word
+    "the board named hurd's deputy, Élysée-trained.",  # a non-ASCII capital
+    "Profits rose in the éclair trade, said mr hurd.",
+    "Sales fell 3% in May because of the strike.",
+    "It happened on Tuesday, 12 June 2005 (a 1,200-job cut).",
+    "'Hurd's' deal was done in 2005.",
+    "...",
+]
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "Who replaced Carly Fiorina at Hewlett-Packard?",
+        "Where will the summit be held?",
+        "How many jobs will Fiat cut in 2005?",
+        "When did the strike end?",
+        "Why did the shares fall?",
+    ],
+)
+def test_the_answer_type_reads_a_sentence_as_its_words_do(question: str) -> None:
+    q = Question.read(question)
+    sentences = TRICKY_SENTENCES + [
+        line for path in sorted(SEEDS.glob("*.txt")) for line in path.read_text().split(". ")
+    ]
+    for sentence in sentences:
+        assert holds_answer_type(sentence, q) == _answer_type_by_words(sentence, q), sentence
 
 
 def test_a_month_in_a_question_is_not_a_name() -> None:
