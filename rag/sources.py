@@ -14,7 +14,8 @@ article, or a ``SkippedRecord`` saying why a file or a record was left out.
   ``description``, ``summary``, …), ``published`` (or ``date``, ``publishedAt``, …),
   ``url`` (or ``link``), ``publisher`` (or ``source``, also ``{"name": …}``), optional
   ``id``. A record's ``text`` is its text field exactly; its ``source`` is
-  ``"<file>#<doc_id>"``; a text field holding HTML is cleaned as a page.
+  ``"<file>#<doc_id>"``; a text field holding HTML (tags, or character references such
+  as ``&amp;``) is cleaned as a page.
 - Metadata: HTML pages through ``article:published_time``, JSON-LD and ``<time>`` (dates
   read by htmldate, never from the page's URL), JSON-LD ``NewsArticle``, ``og:*`` and
   ``<link rel="canonical">``; Markdown through YAML front matter; plain text only through
@@ -497,14 +498,21 @@ def _field(row: dict[str, Any], key: str) -> Any:
 
 
 _TAG = re.compile(r"</?([A-Za-z][A-Za-z0-9]*)(?:\s[^<>]*)?/?>")
+_CHARACTER_REFERENCE = re.compile(r"&(#[0-9]+|#[xX][0-9a-fA-F]+|[A-Za-z][A-Za-z0-9]*);")
 
 
 def holds_markup(text: str) -> bool:
     """Whether an export's text field is HTML (a feed's description, a scraped page's
-    content): it holds a tag of a real HTML element. Such a record is cleaned as a page."""
+    content): it holds a tag of a real HTML element, or a character reference ("&amp;",
+    "&#39;"). Such a record is cleaned as a page, so its quotes read as a browser shows it."""
+    from html.entities import html5
+
     from lxml.html import defs
 
-    return any(m.group(1).lower() in defs.tags for m in _TAG.finditer(text))
+    return any(m.group(1).lower() in defs.tags for m in _TAG.finditer(text)) or any(
+        m.group(1).startswith("#") or f"{m.group(1)};" in html5
+        for m in _CHARACTER_REFERENCE.finditer(text)
+    )
 
 
 def _json_type(value: Any) -> str:

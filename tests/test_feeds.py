@@ -4,6 +4,7 @@ real index: the answers quote whole sentences, cite exact spans, and show no mar
 
 from __future__ import annotations
 
+import json
 import shutil
 from dataclasses import asdict
 from pathlib import Path
@@ -27,6 +28,14 @@ the Harbour Caf&eacute;. The council said the &pound;12m bill was set by law.</p
 """
 
 
+# A feed that escapes its plain text: no tags, only character references.
+ESCAPED = {
+    "id": "escaped-1",
+    "title": "Telecoms group to cut Dallas jobs",
+    "description": "AT&amp;T said it&#39;s cutting 1,200 jobs at its Dallas call centres.",
+}
+
+
 @pytest.fixture(scope="module")
 def engine(tmp_path_factory: pytest.TempPathFactory) -> Engine:
     root = tmp_path_factory.mktemp("feeds")
@@ -34,6 +43,7 @@ def engine(tmp_path_factory: pytest.TempPathFactory) -> Engine:
     folder.mkdir()
     shutil.copy(NEWS_API, folder / NEWS_API.name)
     (folder / "cafe.html").write_text(PAGE, encoding="utf-8")
+    (folder / "escaped.jsonl").write_text(json.dumps(ESCAPED) + "\n", encoding="utf-8")
     settings = make_settings(root / "index")
     ingest_paths([folder, SEEDS], settings, progress=False)
     return Engine(settings, auto_ingest=False)
@@ -77,3 +87,11 @@ def test_the_article_view_of_an_html_record_shows_no_markup(engine: Engine) -> N
     shown = " ".join(run.text for p in article_paragraphs(text, record.source) for run in p)
     assert "The harbour reopened on Monday" in shown
     assert "<p>" not in shown and "track()" not in shown
+
+
+def test_a_feeds_escaped_text_is_quoted_as_it_reads(engine: Engine) -> None:
+    answer = engine.ask("How many jobs is the telecoms group cutting in Dallas?")
+    assert not answer.refused and answer.citations[0].doc_id == "escaped-1"
+    quote = answer.citations[0]
+    assert quote.quote == "AT&T said it's cutting 1,200 jobs at its Dallas call centres."
+    assert ESCAPED["description"][quote.start : quote.end] == ESCAPED["description"]

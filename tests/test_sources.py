@@ -331,6 +331,8 @@ def test_a_json_document_too_big_to_read_whole(
         ("Profits rose by <5% in the year to March> said the report.", False),
         ("The ratio was a < b and c > d.", False),
         ("I <3 this band.", False),
+        ("AT&amp;T said it&#39;s done.", True),  # character references, as feeds escape text
+        ("R&D; spending rose; AT&T fell.", False),  # no entity is called "D"
     ],
 )
 def test_an_export_text_holds_markup(text: str, markup: bool) -> None:
