@@ -44,8 +44,9 @@ def ingest(
     paths: Annotated[
         list[Path] | None,
         typer.Argument(
-            help="Files or folders of .txt, .md, .html articles, or .jsonl/.ndjson/.csv "
-            "exports (one article per record). Default: seeds/."
+            help="Files or folders of .txt, .md, .html articles, .jsonl/.ndjson/.csv/.json "
+            "exports (one article per record) or .rss/.atom/.xml feeds (one per item). "
+            "Default: seeds/."
         ),
     ] = None,
     prune: Annotated[

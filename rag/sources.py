@@ -9,7 +9,9 @@ article, or a ``SkippedRecord`` saying why a file or a record was left out.
   .read()``. Citation offsets index into ``record.text``.
 - Exports give one record per row: ``.jsonl``/``.ndjson`` (one JSON object per line) and
   ``.csv`` (a header row) are streamed; a ``.json`` document (a list of objects, or an
-  object holding one, as news APIs answer) is read whole. Fields, each under the names of
+  object holding one, as news APIs answer) and an RSS or Atom feed (``.rss``, ``.atom``,
+  ``.xml``; read with feedparser, an item's content else its summary as its text, the
+  feed's title as its publisher) are read whole. Fields, each under the names of
   ``FIELDS``: ``title`` (or ``headline``), ``text`` (or ``body``, ``content``,
   ``description``, ``summary``, …), ``published`` (or ``date``, ``publishedAt``, …),
   ``url`` (or ``link``), ``publisher`` (or ``source``, also ``{"name": …}``), optional
@@ -51,7 +53,8 @@ FILE_SUFFIXES = {
     ".html": ".html",
     ".htm": ".html",
 }
-EXPORT_SUFFIXES = {".jsonl", ".ndjson", ".csv", ".json"}
+FEED_SUFFIXES = {".rss", ".atom", ".xml"}  # RSS or Atom feeds, read with feedparser
+EXPORT_SUFFIXES = {".jsonl", ".ndjson", ".csv", ".json", *FEED_SUFFIXES}
 # Each field's names, first found first: the names of common archive exports, news APIs
 # and feeds. A full text is preferred to a summary when a record has both.
 FIELDS = {
@@ -81,8 +84,8 @@ FIELDS = {
     "url": ("url", "link"),
     "publisher": ("publisher", "source", "site_name", "site"),
 }
-# A JSON document (not JSON Lines) is read whole: past this, it should be streamed.
-MAX_JSON_BYTES = 100 * 1024 * 1024
+# A JSON document (not JSON Lines) or a feed is read whole: past this, it should be split.
+MAX_WHOLE_BYTES = 100 * 1024 * 1024
 SNIFF_BYTES = 4 * 1024 * 1024  # encoding detection reads at most this much
 
 
@@ -361,8 +364,9 @@ def read_export(
         yield SkippedRecord(name, str(exc))
         return
     suffix = path.suffix.lower()
-    rows = {".csv": _csv_rows, ".json": _json_rows}.get(suffix, _jsonl_rows)
-    unit = "record" if suffix == ".json" else "line"  # what a row's number counts
+    readers = {".csv": _csv_rows, ".json": _json_rows, **dict.fromkeys(FEED_SUFFIXES, _feed_rows)}
+    rows = readers.get(suffix, _jsonl_rows)
+    unit = {".json": "record", **dict.fromkeys(FEED_SUFFIXES, "item")}.get(suffix, "line")
     line = 0
     try:
         for line, row in rows(path, encoding):
@@ -400,12 +404,7 @@ def _jsonl_rows(path: Path, encoding: str) -> Iterator[tuple[int, dict[str, Any]
 def _json_rows(path: Path, encoding: str) -> Iterator[tuple[int, dict[str, Any] | str]]:
     """(record number, object or why it is not one) of a JSON document: a list of records,
     an object holding one (``{"articles": [...]}``, as news APIs answer), or one record."""
-    size = path.stat().st_size
-    if size > MAX_JSON_BYTES:
-        raise _BadExport(
-            f"a JSON document of {size / 2**20:.0f} MB is read whole (at most "
-            f"{MAX_JSON_BYTES / 2**20:.0f} MB); write it as JSON Lines, one record per line"
-        )
+    _check_size(path)
     try:
         document = json.loads(path.read_text(encoding=encoding))
     except json.JSONDecodeError as exc:
@@ -418,6 +417,41 @@ def _json_rows(path: Path, encoding: str) -> Iterator[tuple[int, dict[str, Any] 
         raise _BadExport("no records: expected a list of objects, or an object holding one")
     for number, row in enumerate(records, 1):
         yield number, row if isinstance(row, dict) else "not a JSON object"
+
+
+def _feed_rows(path: Path, encoding: str) -> Iterator[tuple[int, dict[str, Any] | str]]:
+    """(item number, its fields) of an RSS or Atom feed: the item's full content, else its
+    summary, as its text; the feed's title as its publisher."""
+    import feedparser
+
+    _check_size(path)
+    # Bytes, never a path: feedparser fetches whatever looks like an address.
+    feed = feedparser.parse(path.read_bytes())
+    if not feed.entries:
+        why = f" ({feed.bozo_exception})" if feed.get("bozo") else ""
+        raise _BadExport(f"not an RSS or Atom feed with items{why}")
+    publisher = feed.feed.get("title")
+    for number, entry in enumerate(feed.entries, 1):
+        content = [c.get("value") for c in entry.get("content", []) if c.get("value")]
+        yield (
+            number,
+            {
+                "title": entry.get("title"),
+                "text": content[0] if content else entry.get("summary"),
+                "published": entry.get("published") or entry.get("updated"),
+                "url": entry.get("link"),
+                "publisher": publisher,
+            },
+        )
+
+
+def _check_size(path: Path) -> None:
+    size = path.stat().st_size
+    if size > MAX_WHOLE_BYTES:
+        raise _BadExport(
+            f"a {path.suffix.lstrip('.').upper()} file of {size / 2**20:.0f} MB is read whole "
+            f"(at most {MAX_WHOLE_BYTES / 2**20:.0f} MB); split it, or write it as JSON Lines"
+        )
 
 
 def _records_of(document: Any) -> list[Any] | None:

@@ -1,4 +1,4 @@
-"""News as the web hands it over: a news API's JSON answer, text fields holding HTML, and
+"""News as the web hands it over: a news API's JSON answer, an RSS feed, HTML text fields, and
 pages whose punctuation is written as character references ("It&#8217;s"). Real model,
 real index: the answers quote whole sentences, cite exact spans, and show no markup."""
 
@@ -18,6 +18,7 @@ from tests.conftest import SEEDS, make_settings
 from ui.render import article_paragraphs
 
 NEWS_API = Path(__file__).parent / "data" / "sources" / "exports" / "news_api.json"
+RSS = Path(__file__).parent / "data" / "sources" / "feeds" / "wire.rss"
 # As WordPress writes a page: curly quotes and the pound sign as character references.
 PAGE = """<!doctype html><html><head><title>Caf&eacute; owners protest</title></head><body>
 <article><h1>Caf&eacute; owners protest over &pound;12m rates bill</h1>
@@ -42,6 +43,7 @@ def engine(tmp_path_factory: pytest.TempPathFactory) -> Engine:
     folder = root / "web"
     folder.mkdir()
     shutil.copy(NEWS_API, folder / NEWS_API.name)
+    shutil.copy(RSS, folder / RSS.name)
     (folder / "cafe.html").write_text(PAGE, encoding="utf-8")
     (folder / "escaped.jsonl").write_text(json.dumps(ESCAPED) + "\n", encoding="utf-8")
     settings = make_settings(root / "index")
@@ -95,3 +97,15 @@ def test_a_feeds_escaped_text_is_quoted_as_it_reads(engine: Engine) -> None:
     quote = answer.citations[0]
     assert quote.quote == "AT&T said it's cutting 1,200 jobs at its Dallas call centres."
     assert ESCAPED["description"][quote.start : quote.end] == ESCAPED["description"]
+
+
+def test_an_rss_items_content_is_answered_from(engine: Engine) -> None:
+    answer = engine.ask("When do tickets for the winter ferry sailings go on sale?")
+    assert not answer.refused
+    quote = answer.citations[0]
+    assert quote.publisher == "Example Wire" and quote.published == "2024-11-06"
+    assert any(
+        c.quote == "Tickets go on sale on Monday, the company said." for c in answer.citations
+    )
+    _, text = engine.document_text(quote.doc_id)
+    assert text[quote.start : quote.end] == quote.quote

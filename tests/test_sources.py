@@ -313,12 +313,12 @@ def test_a_json_document_too_big_to_read_whole(
 
     path = tmp_path / "big.json"
     path.write_text(json.dumps([{"text": "A story. " * 100}] * 20), encoding="utf-8")
-    monkeypatch.setattr(rag.sources, "MAX_JSON_BYTES", 10_000)
+    monkeypatch.setattr(rag.sources, "MAX_WHOLE_BYTES", 10_000)
     records, skipped = split(list(read_export(path, tmp_path)))
     assert not records
     assert skipped == [
-        "big.json: a JSON document of 0 MB is read whole (at most 0 MB); write it as JSON "
-        "Lines, one record per line"
+        "big.json: a JSON file of 0 MB is read whole (at most 0 MB); split it, or write it as "
+        "JSON Lines"
     ]
 
 
@@ -337,6 +337,52 @@ def test_a_json_document_too_big_to_read_whole(
 )
 def test_an_export_text_holds_markup(text: str, markup: bool) -> None:
     assert holds_markup(text) is markup
+
+
+def test_rss_and_atom_feeds() -> None:
+    """A feed's items are records: the full content (HTML, cleaned as a page) else the
+    summary is the text, the feed's title the publisher, the item's date its date."""
+    feeds = DATA / "feeds"
+    records, skipped = split(list(read_sources(feeds, DATA)))
+    assert skipped == [
+        "feeds/sitemap.xml: not an RSS or Atom feed with items",
+        "feeds/wire.rss item 3: missing text",
+    ]
+    tolls, ferry, library = records  # paper.atom, then wire.rss
+    assert fields(ferry) == (
+        "Ferry operator adds winter sailings",
+        "2024-11-06",
+        "https://wire.example.com/ferry-winter",
+        "Example Wire",
+    )
+    cleaned = clean_record(ferry)
+    assert "between Oban and Craignure." in cleaned.text and "track()" not in cleaned.text
+    assert (library.suffix, library.text) == (
+        ".txt",
+        "The central library will open until 9pm on Thursdays from December.",
+    )
+    assert fields(tolls)[1:] == (
+        "2024-11-08",
+        "https://paper.example.org/bridge-tolls",
+        "Example Paper",
+    )
+    assert clean_record(tolls).text == (
+        "Tolls on the Skye bridge will rise by 20p in April & again in 2026."
+    )
+
+
+def test_a_feed_never_reads_what_it_points_at(tmp_path: Path) -> None:
+    """An external entity (a file on this machine) is not read into an article."""
+    secret = tmp_path / "secret.txt"
+    secret.write_text("PASSWORD=hunter2", encoding="utf-8")
+    (tmp_path / "evil.rss").write_text(
+        f'<?xml version="1.0"?><!DOCTYPE rss [<!ENTITY x SYSTEM "file://{secret}">]>'
+        '<rss version="2.0"><channel><title>Evil</title><item><title>Leak</title>'
+        "<description>Before &x; after, in a sentence.</description></item></channel></rss>",
+        encoding="utf-8",
+    )
+    items = list(read_export(tmp_path / "evil.rss", tmp_path))
+    assert all("hunter2" not in getattr(item, "text", str(item)) for item in items)
 
 
 def test_export_is_streamed(tmp_path: Path) -> None:
@@ -440,4 +486,4 @@ def test_read_sources_walks_the_tree() -> None:
     assert len(ids) == len(set(ids))
     assert {f"report-{sha('same_stem/a/report.txt', 8)}", "windows_1252", "wire-001"} <= set(ids)
     assert "text/binary.txt: binary file (contains NUL bytes)" in skipped
-    assert len(records) == 23 and len(skipped) == 13
+    assert len(records) == 26 and len(skipped) == 15
