@@ -149,7 +149,7 @@ def holds_answer_type(sentence: str, question: Question) -> bool:
     new = [w for w in ws if w.lower() not in question.words]
     if kind is AnswerType.NUMBER:
         return any(any(c.isdigit() for c in w) for w in new)
-    return any(
+    return any(  # a date: a month, a weekday or a year
         w.lower() in MONTHS or w.lower() in WEEKDAYS or (w.isdigit() and len(w) == 4) for w in new
     )
 

@@ -127,7 +127,8 @@ class _BadRecord(ValueError):
 
 
 class _BadExport(ValueError):
-    """A whole export that cannot be read (a JSON document that does not parse)."""
+    """A whole export that cannot be read: a JSON document that does not parse or holds no
+    records, a file that is no feed, one too big to read whole."""
 
 
 # --- walking and naming -----------------------------------------------------------------------
@@ -353,9 +354,9 @@ def clean_record(record: SourceRecord) -> CleanText:
 def read_export(
     path: Path, root: Path, used: dict[str, str] | None = None
 ) -> Iterator[SourceRecord | SkippedRecord]:
-    """One record per row of a JSON Lines or CSV export (streamed), or per object of a JSON
-    document's list of records. ``used`` maps doc ids already taken to their source; a
-    record reusing one is skipped."""
+    """One record per row of a JSON Lines or CSV export (streamed), per object of a JSON
+    document's list of records, or per item of a feed. ``used`` maps doc ids already taken
+    to their source; a record reusing one is skipped."""
     name = relative_name(path, root)
     used = {} if used is None else used
     try:
