@@ -92,13 +92,22 @@ def select(
 
 def timeline(corpus: Corpus, probs: np.ndarray, floor: float, max_quotes: int) -> list[int]:
     """For "how did X change" questions: the best sentence (not a headline) of each of the
-    likeliest dated articles, up to ``max_quotes``; [] when fewer than two are dated."""
+    likeliest dated articles, up to ``max_quotes``; [] when fewer than two are dated. An
+    article is likely when its best sentence reaches ``floor`` or a quarter of the best
+    dated sentence's probability (an undated article, left out, does not set the bar)."""
+    quotable = [
+        int(row)
+        for row in np.argsort(-probs, kind="stable")
+        if corpus.sentences.metadatas[int(row)].get("published")
+        and corpus.sentence_position[int(row)] > 0
+    ]
+    if not quotable:
+        return []
+    floor = min(floor, float(probs[quotable[0]]) / 4)
     best_of: dict[str, int] = {}
-    for row in np.argsort(-probs, kind="stable"):
-        row = int(row)
+    for row in quotable:
         doc = str(corpus.sentence_doc[row])
-        meta = corpus.sentences.metadatas[row]
-        if doc in best_of or not meta.get("published") or corpus.sentence_position[row] == 0:
+        if doc in best_of:
             continue
         if probs[row] < floor or _repeats(corpus, row, list(best_of.values())):
             continue

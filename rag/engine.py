@@ -217,8 +217,12 @@ class Engine:
                 probs = prefer_newest(evidence.corpus, probs, self.model.compose.other_article)
             rows = []
             if changed:  # a dated quote from each of the likeliest dated articles
-                floor = min(self.model.compose.other_article, float(probs.max()) / 4)
-                rows = timeline(evidence.corpus, probs, floor, self.settings.max_quotes)
+                rows = timeline(
+                    evidence.corpus,
+                    probs,
+                    self.model.compose.other_article,
+                    self.settings.max_quotes,
+                )
             rows = rows or select(
                 evidence.corpus,
                 probs,
