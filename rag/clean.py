@@ -19,7 +19,8 @@ import numpy as np
 
 # A character that exists only in the clean text (a joiner between blocks).
 NOT_IN_SOURCE = -1
-_CHAR_REFERENCE = re.compile(r"&(?:#[0-9]+|#[xX][0-9a-fA-F]+|[A-Za-z][A-Za-z0-9]*);?")
+# A character reference as html.parser reads one (the ";" may be missing).
+_CHAR_REFERENCE = re.compile(r"&(?:#[0-9]+|#[xX][0-9a-fA-F]+|[A-Za-z][-.A-Za-z0-9]*);?")
 
 
 @dataclass
@@ -43,10 +44,14 @@ class CleanText:
         if inside.size == 0:
             raise ValueError(f"clean span {start}:{end} has no source characters")
         last = start + int(inside[-1])
-        run = self.source_run(last)
-        return int(self.offsets[start + int(inside[0])]), int(self.offsets[last]) + (
-            run[1] if run else 1
-        )
+        off = int(self.offsets[last])
+        # The last character may be one of several a character reference stands for.
+        first = last
+        while first > start and self.offsets[first - 1] == off:
+            first -= 1
+        run = self.source_run(first)
+        whole = run is not None and first + run[0] == last + 1
+        return int(self.offsets[start + int(inside[0])]), off + (run[1] if whole else 1)
 
     def source_run(self, i: int) -> tuple[int, int] | None:
         """(clean characters, source characters) of the copy that starts at clean position
@@ -74,6 +79,28 @@ class CleanText:
         """Source span whose text equals the clean text[start:end] exactly, else None."""
         s, e = self.source_span(start, end)
         return (s, e) if self.source_text[s:e] == self.text[start:end] else None
+
+
+def reads_as(source: str, quote: str) -> bool:
+    """Whether ``quote`` is ``source`` as a reader sees it: character for character, but
+    for an HTML character reference, which may stand for what it decodes to."""
+
+    def rest(i: int, j: int) -> bool:
+        while i < len(source) and j < len(quote):
+            if source[i] == "&" and (reference := _CHAR_REFERENCE.match(source, i)):
+                decoded = html.unescape(reference.group())
+                if (
+                    decoded != reference.group()
+                    and quote.startswith(decoded, j)
+                    and rest(reference.end(), j + len(decoded))
+                ):
+                    return True
+            if source[i] != quote[j]:
+                return False
+            i, j = i + 1, j + 1
+        return i == len(source) and j == len(quote)
+
+    return rest(0, 0)
 
 
 # --- debris rules ---------------------------------------------------------------------------
@@ -336,11 +363,30 @@ class _HtmlBlocks(HTMLParser):
     def handle_data(self, data: str) -> None:
         self._add(data, self._pos(), verbatim=True)
 
+    def parse_marked_section(self, i: int, report: int = 1) -> int:
+        # html.parser raises AssertionError on a malformed "<![…": a browser shows it as
+        # text up to its ">", and so does this reader (nothing of it is quoted).
+        position = self.getpos()
+        try:
+            return super().parse_marked_section(i, report)
+        except AssertionError:
+            self.lineno, self.offset = position  # it moved on before it raised
+            end = self.rawdata.find(">", i)
+            return -1 if end < 0 else end + 1
+
     def handle_entityref(self, name: str) -> None:
-        self._add(html.unescape(f"&{name};"), self._pos(), verbatim=False)
+        self._reference(f"&{name}")
 
     def handle_charref(self, name: str) -> None:
-        self._add(html.unescape(f"&#{name};"), self._pos(), verbatim=False)
+        self._reference(f"&#{name}")
+
+    def _reference(self, written: str) -> None:
+        """What the reference stands for, read as written: "&pound5" is "£5", not "£5;"."""
+        start = self._pos()
+        end = start + len(written)
+        if self.source.startswith(";", end):
+            end += 1
+        self._add(html.unescape(self.source[start:end]), start, verbatim=False)
 
     def close(self) -> None:
         super().close()

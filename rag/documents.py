@@ -236,14 +236,16 @@ def _verbatim_pieces(cleaned: CleanText, start: int, end: int) -> list[tuple[int
             i += 1
             piece_start = i
             continue
+        if i + run[0] > end:  # a reference whose characters the span cuts
+            break
         off = int(cleaned.offsets[i])
         if i > piece_start and off != expected:
             pieces.append((piece_start, i))
             piece_start = i
         expected = off + run[1]
         i += run[0]
-    if end > piece_start:
-        pieces.append((piece_start, end))
+    if i > piece_start:
+        pieces.append((piece_start, min(i, end)))
     return pieces
 
 

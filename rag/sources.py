@@ -399,6 +399,9 @@ def _jsonl_rows(path: Path, encoding: str) -> Iterator[tuple[int, dict[str, Any]
             except json.JSONDecodeError as exc:
                 yield number, f"broken JSON ({exc.msg.removesuffix(' at')} at column {exc.colno})"
                 continue
+            except RecursionError:
+                yield number, "JSON nested too deeply"
+                continue
             yield number, row if isinstance(row, dict) else "not a JSON object"
 
 
@@ -413,6 +416,8 @@ def _json_rows(path: Path, encoding: str) -> Iterator[tuple[int, dict[str, Any] 
             f"broken JSON ({exc.msg.removesuffix(' at')} at line {exc.lineno} column "
             f"{exc.colno}); nothing read"
         ) from None
+    except RecursionError:
+        raise _BadExport("JSON nested too deeply; nothing read") from None
     records = _records_of(document)
     if records is None:
         raise _BadExport("no records: expected a list of objects, or an object holding one")
@@ -427,7 +432,10 @@ def _feed_rows(path: Path, encoding: str) -> Iterator[tuple[int, dict[str, Any] 
 
     _check_size(path)
     # Bytes, never a path: feedparser fetches whatever looks like an address.
-    feed = feedparser.parse(path.read_bytes())
+    try:
+        feed = feedparser.parse(path.read_bytes())
+    except Exception as exc:  # noqa: BLE001  (a third-party parser on any file: e.g. "&#x110000;")
+        raise _BadExport(f"not a readable feed ({type(exc).__name__}: {exc})") from None
     if not feed.entries:
         why = f" ({feed.bozo_exception})" if feed.get("bozo") else ""
         raise _BadExport(f"not an RSS or Atom feed with items{why}")

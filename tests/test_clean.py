@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from rag.clean import clean
+from rag.clean import NOT_IN_SOURCE, clean, reads_as
 from tests.conftest import SEEDS
 
 DATA = Path(__file__).parent / "data"
@@ -155,3 +155,46 @@ def test_prose_after_a_widget_marker_is_kept() -> None:
     long_line = "The talks " + "went on for many hours and covered many topics " * 3 + "today."
     source = f"Title of the story here\nRelated Articles\n{long_line}\n"
     assert long_line in clean(source, ".txt").text
+
+
+@pytest.mark.parametrize(
+    "page",
+    [
+        "<p>Before.</p><![CD garbage<p>The council met on Monday to agree the budget.</p>",
+        "<p>Before.</p><![&#CDATA[ no end <p>The council met on Monday to agree the budget.</p>",
+    ],
+)
+def test_a_malformed_marked_section_is_text_not_a_crash(page: str) -> None:
+    """html.parser raises AssertionError on "<![" with no known keyword (and moves its
+    position on first): the page is read, every offset inside it and exact."""
+    cleaned = clean(page, ".html")
+    assert "The council met on Monday to agree the budget." in cleaned.text
+    inside = cleaned.offsets[cleaned.offsets != NOT_IN_SOURCE]
+    assert inside.max() < len(page)
+    start = cleaned.text.index("The council")
+    span = cleaned.source_span(start, start + len("The council met on Monday"))
+    assert page[span[0] : span[1]] == "The council met on Monday"
+
+
+@pytest.mark.parametrize(
+    ("source", "quote", "reads"),
+    [
+        ("Rates rose &pound;12m.", "Rates rose £12m.", True),
+        ("It&#8217;s over", "It’s over", True),
+        ("Rates rose &pound5 today", "Rates rose £5 today", True),  # no ";": as parsers read it
+        ("R&amp;D rose", "R&amp;D rose", True),  # a text file's literal "&amp;"
+        ("R&amp;D rose", "R&D rose", True),
+        ("Rates rose &pound;12m.", "Rates rose 12m.", False),
+        ("Rates rose &pound;12m.", "Rates rose £12m", False),
+    ],
+)
+def test_a_quote_reads_as_its_span(source: str, quote: str, reads: bool) -> None:
+    assert reads_as(source, quote) is reads
+
+
+def test_a_reference_without_its_semicolon_is_quoted_whole() -> None:
+    page = "<p>Rates rose &pound5 today in the town centre, the council said.</p>"
+    cleaned = clean(page, ".html")
+    assert cleaned.text == "Rates rose £5 today in the town centre, the council said."
+    start, end = cleaned.source_span(0, len(cleaned.text))
+    assert reads_as(page[start:end], cleaned.text)

@@ -322,6 +322,21 @@ def test_a_json_document_too_big_to_read_whole(
     ]
 
 
+def test_json_nested_too_deeply_is_a_bad_record_not_a_crash(tmp_path: Path) -> None:
+    deep = "[" * 100_000 + "]" * 100_000
+    (tmp_path / "feed.jsonl").write_text(
+        '{"text": "A first story."}\n' + deep + '\n{"text": "A second story."}\n',
+        encoding="utf-8",
+    )
+    (tmp_path / "dump.json").write_text(deep, encoding="utf-8")
+    records, skipped = split(list(read_sources(tmp_path, tmp_path)))
+    assert [r.text for r in records] == ["A first story.", "A second story."]
+    assert skipped == [
+        "dump.json: JSON nested too deeply; nothing read",
+        "feed.jsonl line 2: JSON nested too deeply",
+    ]
+
+
 @pytest.mark.parametrize(
     ("text", "markup"),
     [

@@ -7,7 +7,6 @@ per-question record the runner aggregates; ``summarize`` turns records into the 
 
 from __future__ import annotations
 
-import html
 import re
 import statistics
 import string
@@ -19,6 +18,7 @@ from typing import Any
 
 from llama_index.core.evaluation import MRR, HitRate
 
+from rag.clean import reads_as
 from rag.settings import REPO_ROOT
 
 _TYPOGRAPHY = str.maketrans(
@@ -144,8 +144,7 @@ def quote_is_verbatim(
     start, end = citation["start"], citation["end"]
     if not 0 <= start < end <= len(text):
         return False
-    span = text[start:end]
-    return citation["quote"] in (span, html.unescape(span))
+    return reads_as(text[start:end], citation["quote"])
 
 
 # --- one question ---------------------------------------------------------------------------

@@ -65,7 +65,8 @@ their alternatives (case-insensitive); *all key facts*: share of questions match
 group; both 0 for a refused answerable question. *Token F1* against `reference_answer`.
 *Citation precision*: share of a question's citations that name a gold article (questions
 that cite nothing are left out); *recall*: share of gold articles cited. *Quote fidelity*:
-share of all citations whose quote is the file's text at [start, end). *Latency* is
+share of all citations whose quote is the file's text at [start, end) (an HTML character
+reference read as what it stands for). *Latency* is
 `timings_ms.total`; *wall time* is measured around each call. The baseline never refuses and
 answers with its top chunk, cited with that chunk's span.
 """
