@@ -20,7 +20,7 @@ import numpy as np
 # A character that exists only in the clean text (a joiner between blocks).
 NOT_IN_SOURCE = -1
 # A character reference as html.parser reads one (the ";" may be missing).
-_CHAR_REFERENCE = re.compile(r"&(?:#[0-9]+|#[xX][0-9a-fA-F]+|[A-Za-z][-.A-Za-z0-9]*);?")
+CHAR_REFERENCE = re.compile(r"&(?:#[0-9]+|#[xX][0-9a-fA-F]+|[A-Za-z][-.A-Za-z0-9]*);?")
 
 
 @dataclass
@@ -61,7 +61,7 @@ class CleanText:
         if off == NOT_IN_SOURCE:
             return None
         if self.source_text[off] == "&":
-            reference = _CHAR_REFERENCE.match(self.source_text, off)
+            reference = CHAR_REFERENCE.match(self.source_text, off)
             if reference:
                 decoded = html.unescape(reference.group())
                 after = i + len(decoded)
@@ -87,7 +87,7 @@ def reads_as(source: str, quote: str) -> bool:
 
     def rest(i: int, j: int) -> bool:
         while i < len(source) and j < len(quote):
-            if source[i] == "&" and (reference := _CHAR_REFERENCE.match(source, i)):
+            if source[i] == "&" and (reference := CHAR_REFERENCE.match(source, i)):
                 decoded = html.unescape(reference.group())
                 if (
                     decoded != reference.group()

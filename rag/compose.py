@@ -95,21 +95,20 @@ def timeline(corpus: Corpus, probs: np.ndarray, floor: float, max_quotes: int) -
     likeliest dated articles, up to ``max_quotes``; [] when fewer than two are dated. An
     article is likely when its best sentence reaches ``floor`` or a quarter of the best
     dated sentence's probability (an undated article, left out, does not set the bar)."""
-    quotable = [
-        int(row)
-        for row in np.argsort(-probs, kind="stable")
-        if corpus.sentences.metadatas[int(row)].get("published")
-        and corpus.sentence_position[int(row)] > 0
+    dated = [
+        row
+        for row in map(int, np.argsort(-probs, kind="stable"))
+        if corpus.sentences.metadatas[row].get("published") and corpus.sentence_position[row] > 0
     ]
-    if not quotable:
+    if not dated:
         return []
-    floor = min(floor, float(probs[quotable[0]]) / 4)
+    floor = min(floor, float(probs[dated[0]]) / 4)
     best_of: dict[str, int] = {}
-    for row in quotable:
+    for row in dated:
+        if probs[row] < floor:
+            break  # the rest are less likely still
         doc = str(corpus.sentence_doc[row])
-        if doc in best_of:
-            continue
-        if probs[row] < floor or _repeats(corpus, row, list(best_of.values())):
+        if doc in best_of or _repeats(corpus, row, list(best_of.values())):
             continue
         best_of[doc] = row
         if len(best_of) >= max_quotes:

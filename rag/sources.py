@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 from urllib.parse import urlparse
 
-from rag.clean import NOT_IN_SOURCE, CleanText, clean
+from rag.clean import CHAR_REFERENCE, NOT_IN_SOURCE, CleanText, clean
 from rag.documents import MAX_FILE_BYTES, UnreadableFileError
 
 FILE_SUFFIXES = {
@@ -364,10 +364,7 @@ def read_export(
     except UnreadableFileError as exc:
         yield SkippedRecord(name, str(exc))
         return
-    suffix = path.suffix.lower()
-    readers = {".csv": _csv_rows, ".json": _json_rows, **dict.fromkeys(FEED_SUFFIXES, _feed_rows)}
-    rows = readers.get(suffix, _jsonl_rows)
-    unit = {".json": "record", **dict.fromkeys(FEED_SUFFIXES, "item")}.get(suffix, "line")
+    rows, unit = _READERS.get(path.suffix.lower(), (_jsonl_rows, "line"))
     line = 0
     try:
         for line, row in rows(path, encoding):
@@ -499,6 +496,14 @@ def _csv_rows(path: Path, encoding: str) -> Iterator[tuple[int, dict[str, Any] |
             yield start, dict(zip(header, row, strict=True))
 
 
+# Each export suffix: how its rows are read, and what a row's number counts.
+_READERS = {
+    ".csv": (_csv_rows, "line"),
+    ".json": (_json_rows, "record"),
+    **dict.fromkeys(FEED_SUFFIXES, (_feed_rows, "item")),
+}
+
+
 def _record(row: dict[str, Any] | str, path: Path, name: str) -> SourceRecord:
     if isinstance(row, str):
         raise _BadRecord(row)
@@ -541,7 +546,6 @@ def _field(row: dict[str, Any], key: str) -> Any:
 
 
 _TAG = re.compile(r"</?([A-Za-z][A-Za-z0-9]*)(?:\s[^<>]*)?/?>")
-_CHARACTER_REFERENCE = re.compile(r"&(#[0-9]+|#[xX][0-9a-fA-F]+|[A-Za-z][A-Za-z0-9]*);")
 
 
 def holds_markup(text: str) -> bool:
@@ -553,8 +557,8 @@ def holds_markup(text: str) -> bool:
     from lxml.html import defs
 
     return any(m.group(1).lower() in defs.tags for m in _TAG.finditer(text)) or any(
-        m.group(1).startswith("#") or f"{m.group(1)};" in html5
-        for m in _CHARACTER_REFERENCE.finditer(text)
+        written.endswith(";") and (written.startswith("&#") or written[1:] in html5)
+        for written in (m.group() for m in CHAR_REFERENCE.finditer(text))
     )
 
 
