@@ -161,6 +161,12 @@ def evidence_features(
     )
 
 
+def holds_every_term(table: SentenceTable) -> np.ndarray:
+    """Per candidate sentence: it holds every one of the question's search terms (none
+    does when the question has no search terms)."""
+    return table.values[:, SENTENCE_FEATURES.index("coverage")] >= 1.0 - 1e-6
+
+
 def _held_terms(texts_terms: list[list[str]], terms: list[str]) -> np.ndarray:
     """(sentences, terms): whether each sentence holds each of the question's terms."""
     held = np.zeros((len(texts_terms), len(terms)), dtype=bool)

@@ -75,6 +75,14 @@ POLAR_OPENERS = frozenset(
     ]
 )
 _PUNCTUATION = ".,;:!?()[]{}\"'“”‘’"
+# A search typed as a few keywords ("Storm Shadow", "Tomahawk leak") rather than asked:
+# no question mark, at most this many words, and no question word or request first.
+KEYWORD_SEARCH_WORDS = 6
+_ASKING = frozenset(
+    ["what", "which", "who", "whom", "whose", "when", "where", "why", "how"]
+    + ["tell", "explain", "describe", "list", "give", "show", "compare", "name"]
+    + ["summarise", "summarize"]
+)
 
 
 def words(text: str) -> list[str]:
@@ -96,6 +104,7 @@ class Question:
     polar: bool  # a yes/no question
     names: frozenset[str]  # lowercase capitalised words of the question (not its first)
     words: frozenset[str]  # lowercase words of the question
+    keywords: bool = False  # a keyword search, not a question
 
     @classmethod
     def read(cls, text: str) -> Question:
@@ -111,6 +120,10 @@ class Question:
                 w.lower() for w in ws[1:] if w[:1].isupper() and w.lower() not in MONTHS | WEEKDAYS
             ),
             words=frozenset(lower),
+            keywords=bool(lower)
+            and len(lower) <= KEYWORD_SEARCH_WORDS
+            and not text.rstrip().endswith("?")
+            and lower[0] not in _ASKING | POLAR_OPENERS,
         )
 
 

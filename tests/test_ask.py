@@ -75,6 +75,19 @@ def test_unanswerable_questions_are_refused(engine, question: str) -> None:  # n
     assert "don't say" in answer.answer
 
 
+@pytest.mark.parametrize("search", ["Storm Shadow", "Tomahawk leak", "Oreshnik missile"])
+def test_a_keyword_search_quotes_a_sentence_holding_every_keyword(engine, search: str) -> None:  # noqa: ANN001
+    answer = engine.ask(search)
+    assert not answer.refused, answer.answer  # the fitted refusal alone refuses the first two
+    words = search.lower().split()  # "leak" is in "leaking"
+    assert any(all(w in c.quote.lower() for w in words) for c in answer.citations), answer.answer
+
+
+@pytest.mark.parametrize("search", ["sourdough bread recipe", "Eurovision song contest"])
+def test_a_keyword_search_the_articles_never_mention_is_refused(engine, search: str) -> None:  # noqa: ANN001
+    assert engine.ask(search).refused
+
+
 def test_a_follow_up_reads_its_articles_from_the_chunk_cache(
     seed_settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:  # noqa: ANN001

@@ -90,6 +90,25 @@ def test_the_answer_type_reads_a_sentence_as_its_words_do(question: str) -> None
         assert holds_answer_type(sentence, q) == _answer_type_by_words(sentence, q), sentence
 
 
+@pytest.mark.parametrize(
+    ("text", "keywords"),
+    [
+        ("Storm Shadow", True),
+        ("Ramstein Austin Zelensky meeting", True),
+        ("HAWK T-72 aid package", True),
+        ("What did Putin say?", False),
+        ("Why did the talks stall", False),  # a question without its "?"
+        ("Is Putin ill", False),
+        ("Tell me about Kursk", False),  # a request
+        ("Putin said what about Kursk?", False),
+        ("Peace talks between Moscow and Kyiv in the spring of 2022", False),  # a sentence
+        ("", False),
+    ],
+)
+def test_a_keyword_search_is_told_from_a_question(text: str, keywords: bool) -> None:
+    assert Question.read(text).keywords is keywords
+
+
 def test_a_month_in_a_question_is_not_a_name() -> None:
     question = Question.read("What happened to the Harbour bridge in Port Elling in June?")
     assert question.names == {"harbour", "port", "elling"}
