@@ -31,6 +31,8 @@ from rag.settings import Settings, get_settings
 from rag.store import CorpusVersion, IndexStore, all_of
 
 log = logging.getLogger(__name__)
+# Near-duplicate groups an engine keeps (a few MB); emptied when it grows past this.
+COPIES_CACHE_GROUPS = 100_000
 
 
 class Engine:
@@ -77,6 +79,8 @@ class Engine:
         self.version = version
         self.lexical = open_lexical(self.store, self.analyzer)  # up to date, stale or None
         self.chunk_cache = ChunkCache(self.settings.chunk_cache)
+        # Group id -> the articles of a near-duplicate group; emptied when the index changes.
+        self._copies_cache: dict[str, list[str]] = {}
         self.embedding = embedding or load_embedding(self.settings)
         self.model = model or load_model(self.settings.scorer_file)
         self._reloading = threading.Lock()
@@ -157,6 +161,7 @@ class Engine:
                 self.lexical = self._sync(version)
                 self.version = version
                 self.chunk_cache.clear()
+                self._copies_cache = {}
                 log.info("index generation %d loaded", version.generation)
             except RagError as exc:
                 log.warning("index changed but cannot be loaded: %s", exc)
@@ -253,12 +258,18 @@ class Engine:
         )
 
     def _copies(self, corpus: Corpus, docs: list[str]) -> dict[str, list[str]]:
-        """Doc id -> the other articles of its near-duplicate group."""
+        """Doc id -> the other articles of its near-duplicate group (read from Chroma once
+        per group until the index changes)."""
         group_of = {
             str(d): str(g) for d, g in zip(corpus.sentence_doc, corpus.sentence_group, strict=True)
         }
-        groups = self.store.copies_of(sorted({group_of[d] for d in docs}))
-        return {d: sorted(set(groups.get(group_of[d], [])) - {d}) for d in docs}
+        known = self._copies_cache
+        missing = sorted({group_of[d] for d in docs} - known.keys())
+        if missing:
+            if len(known) > COPIES_CACHE_GROUPS:
+                known = self._copies_cache = {}
+            known.update(self.store.copies_of(missing))
+        return {d: sorted(set(known.get(group_of[d], [])) - {d}) for d in docs}
 
     def candidates(
         self,

@@ -247,6 +247,21 @@ def test_a_later_copy_is_found_even_without_the_saved_index(tmp_path: Path) -> N
     assert set(rebuild_duplicates(store).doc_ids()) == {"zz_first", "aa_second"}
 
 
+def test_a_running_engine_learns_of_a_new_copy_when_the_index_changes(tmp_path: Path) -> None:
+    folder = tmp_path / "wire"
+    folder.mkdir()
+    shutil.copy(DATA / "duplicates" / "wire_original.txt", folder / "original.txt")
+    settings = make_settings(tmp_path / "index")
+    ingest_paths([folder], settings, progress=False)
+    engine = Engine(settings, auto_ingest=False)
+    question = "Why will water companies ban garden hoses?"
+    assert [c.also_in for c in engine.ask(question).citations][0] == []
+    shutil.copy(DATA / "duplicates" / "wire_syndicated.txt", folder / "syndicated.txt")
+    ingest_paths([folder], settings, progress=False)
+    engine.refresh(wait=True)  # what a running engine does every reload_seconds
+    assert engine.ask(question).citations[0].also_in == ["syndicated"]
+
+
 @pytest.mark.parametrize(
     ("stored", "shown"),
     [("2024-11-06", "6 Nov 2024"), (None, ""), ("", ""), ("06/11/2024", ""), ("2024-02-30", "")],
