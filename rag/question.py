@@ -78,7 +78,7 @@ _PUNCTUATION = ".,;:!?()[]{}\"'“”‘’"
 # A search typed as a few keywords ("Storm Shadow", "Tomahawk leak") rather than asked:
 # no question mark, at most this many words, and no question word or request first.
 KEYWORD_SEARCH_WORDS = 6
-_ASKING = frozenset(
+_ASKING = POLAR_OPENERS | frozenset(
     ["what", "which", "who", "whom", "whose", "when", "where", "why", "how"]
     + ["tell", "explain", "describe", "list", "give", "show", "compare", "name"]
     + ["summarise", "summarize"]
@@ -123,7 +123,7 @@ class Question:
             keywords=bool(lower)
             and len(lower) <= KEYWORD_SEARCH_WORDS
             and not text.rstrip().endswith("?")
-            and lower[0] not in _ASKING | POLAR_OPENERS,
+            and lower[0] not in _ASKING,
         )
 
 
