@@ -84,23 +84,25 @@ class CleanText:
 def reads_as(source: str, quote: str) -> bool:
     """Whether ``quote`` is ``source`` as a reader sees it: character for character, but
     for an HTML character reference, which may stand for what it decodes to."""
-
-    def rest(i: int, j: int) -> bool:
+    # Positions (in source, in quote) still to match from; a reference that decodes to what
+    # the quote holds there opens a second way on, tried when the first fails.
+    todo, tried = [(0, 0)], {(0, 0)}
+    while todo:
+        i, j = todo.pop()
         while i < len(source) and j < len(quote):
             if source[i] == "&" and (reference := CHAR_REFERENCE.match(source, i)):
                 decoded = html.unescape(reference.group())
-                if (
-                    decoded != reference.group()
-                    and quote.startswith(decoded, j)
-                    and rest(reference.end(), j + len(decoded))
-                ):
-                    return True
+                after = (reference.end(), j + len(decoded))
+                opens = decoded != reference.group() and quote.startswith(decoded, j)
+                if opens and after not in tried:
+                    tried.add(after)
+                    todo.append(after)
             if source[i] != quote[j]:
-                return False
+                break
             i, j = i + 1, j + 1
-        return i == len(source) and j == len(quote)
-
-    return rest(0, 0)
+        if i == len(source) and j == len(quote):
+            return True
+    return False
 
 
 # --- debris rules ---------------------------------------------------------------------------

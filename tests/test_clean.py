@@ -192,6 +192,12 @@ def test_a_quote_reads_as_its_span(source: str, quote: str, reads: bool) -> None
     assert reads_as(source, quote) is reads
 
 
+def test_a_quote_with_thousands_of_references_is_read_without_recursion() -> None:
+    # A scraped page of curly quotes: it was one nested call per reference.
+    assert reads_as("It&#8217;s over. " * 3000, "It’s over. " * 3000)
+    assert not reads_as("It&#8217;s over. " * 3000, "It’s over. " * 2999 + "It's over. ")
+
+
 def test_a_reference_without_its_semicolon_is_quoted_whole() -> None:
     page = "<p>Rates rose &pound5 today in the town centre, the council said.</p>"
     cleaned = clean(page, ".html")
