@@ -104,7 +104,9 @@ class Question:
     polar: bool  # a yes/no question
     names: frozenset[str]  # lowercase capitalised words of the question (not its first)
     words: frozenset[str]  # lowercase words of the question
-    keywords: bool = False  # a keyword search, not a question
+    # Answered as a search for its words: a keyword search ("Tomahawk leak"), or a question
+    # asking only who or what a name is ("Who is Marta Kos?").
+    keywords: bool = False
 
     @classmethod
     def read(cls, text: str) -> Question:
@@ -120,11 +122,31 @@ class Question:
                 w.lower() for w in ws[1:] if w[:1].isupper() and w.lower() not in MONTHS | WEEKDAYS
             ),
             words=frozenset(lower),
-            keywords=bool(lower)
-            and len(lower) <= KEYWORD_SEARCH_WORDS
-            and not text.rstrip().endswith("?")
-            and lower[0] not in _ASKING,
+            keywords=_is_search(text, lower) or _asks_what_a_name_is(ws),
         )
+
+
+def _is_search(text: str, lower: list[str]) -> bool:
+    return (
+        bool(lower)
+        and len(lower) <= KEYWORD_SEARCH_WORDS
+        and not text.rstrip().endswith("?")
+        and lower[0] not in _ASKING
+    )
+
+
+def _asks_what_a_name_is(ws: list[str]) -> bool:
+    """ "Who is Marta Kos?", "What is the Oreshnik?": the question's only other words are a
+    name. A sentence naming it is the archive's answer: "…Marta Kos, the EU Commissioner
+    for Enlargement…". "What is the range of the Oreshnik?" asks more than the name."""
+    lower = [w.lower() for w in ws]
+    if len(ws) < 3 or lower[0] not in ("who", "what") or lower[1] not in _TO_BE:
+        return False
+    name = ws[3:] if lower[2] in ("the", "a", "an") else ws[2:]
+    return 0 < len(name) <= KEYWORD_SEARCH_WORDS and all(w[:1].isupper() for w in name)
+
+
+_TO_BE = frozenset(["is", "are", "was", "were"])
 
 
 def _answer_type(lower: list[str]) -> AnswerType:

@@ -83,8 +83,26 @@ def test_a_keyword_search_quotes_a_sentence_holding_every_keyword(engine, search
     assert any(all(w in c.quote.lower() for w in words) for c in answer.citations), answer.answer
 
 
-@pytest.mark.parametrize("search", ["sourdough bread recipe", "Eurovision song contest"])
-def test_a_keyword_search_the_articles_never_mention_is_refused(engine, search: str) -> None:  # noqa: ANN001
+@pytest.mark.parametrize(
+    ("question", "quoted"),
+    [
+        ("What is the Oreshnik?", "“Oreshnik” missile"),  # refused before: the fitted models
+        ("Who is Marta Kos?", "Marta Kos, the EU Commissioner for Enlargement"),
+        ("What is Ramstein?", "Ramstein Air Base in Germany"),
+    ],
+)
+def test_asking_who_or_what_a_name_is_quotes_a_sentence_naming_it(
+    engine, question: str, quoted: str
+) -> None:  # noqa: ANN001
+    answer = engine.ask(question)
+    assert not answer.refused, answer.answer
+    assert any(quoted in c.quote for c in answer.citations), answer.answer
+
+
+@pytest.mark.parametrize(
+    "search", ["sourdough bread recipe", "Eurovision song contest", "Who is Hans Gruber?"]
+)
+def test_a_search_for_what_the_articles_never_mention_is_refused(engine, search: str) -> None:  # noqa: ANN001
     assert engine.ask(search).refused
 
 

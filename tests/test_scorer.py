@@ -103,6 +103,13 @@ def test_the_answer_type_reads_a_sentence_as_its_words_do(question: str) -> None
         ("Putin said what about Kursk?", False),
         ("Peace talks between Moscow and Kyiv in the spring of 2022", False),  # a sentence
         ("", False),
+        # asking only who or what a name is: a sentence naming it answers
+        ("Who is Marta Kos?", True),
+        ("What is the Oreshnik?", True),
+        ("who was Ken Bates", True),
+        ("What is the range of the Oreshnik?", False),
+        ("Who is the EU's enlargement commissioner?", False),
+        ("What is Marta Kos's role?", False),
     ],
 )
 def test_a_keyword_search_is_told_from_a_question(text: str, keywords: bool) -> None:
