@@ -161,10 +161,28 @@ def evidence_features(
     )
 
 
-def holds_every_term(table: SentenceTable) -> np.ndarray:
-    """Per candidate sentence: it holds every one of the question's search terms (none
-    does when the question has no search terms)."""
-    return table.values[:, SENTENCE_FEATURES.index("coverage")] >= 1.0 - 1e-6
+def holds_every_term(corpus: Corpus, terms: list[str]) -> np.ndarray:
+    """Per candidate sentence: it holds every one of the search terms, each as itself or
+    as the start of a longer term ("threat" in "threatened", whose stem is "threaten").
+    None does when there are no terms."""
+    unique = list(dict.fromkeys(terms))
+    if not unique:
+        return np.zeros(len(corpus.sentences.ids), dtype=bool)
+    return np.asarray(
+        [
+            all(_holds(term, set(held)) for term in unique)
+            for held in corpus.sentence_lexical.texts_terms
+        ],
+        dtype=bool,
+    )
+
+
+# A search term shorter than this matches only itself: "art" starts "article" too.
+PREFIX_LETTERS = 5
+
+
+def _holds(term: str, held: set[str]) -> bool:
+    return term in held or (len(term) >= PREFIX_LETTERS and any(t.startswith(term) for t in held))
 
 
 def _held_terms(texts_terms: list[list[str]], terms: list[str]) -> np.ndarray:

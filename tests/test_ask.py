@@ -75,7 +75,11 @@ def test_unanswerable_questions_are_refused(engine, question: str) -> None:  # n
     assert "don't say" in answer.answer
 
 
-@pytest.mark.parametrize("search", ["Storm Shadow", "Tomahawk leak", "Oreshnik missile"])
+@pytest.mark.parametrize(
+    "search",
+    # "threat": the sentence has "threatened" (stem "threaten", not "threat")
+    ["Storm Shadow", "Tomahawk leak", "Oreshnik missile", "Putin Oreshnik threat"],
+)
 def test_a_keyword_search_quotes_a_sentence_holding_every_keyword(engine, search: str) -> None:  # noqa: ANN001
     answer = engine.ask(search)
     assert not answer.refused, answer.answer  # the fitted refusal alone refuses the first two
