@@ -43,7 +43,8 @@ class Answer:
     timings_ms: dict[str, float] = field(default_factory=dict)
     # The question actually searched for, after resolving a follow-up against history.
     standalone_question: str | None = None
-    # Probability that the evidence answers the question (refused below the threshold).
+    # Probability that the evidence answers the question. Below the threshold the answer is
+    # refused, unless the question is read as a search and a sentence holds all its words.
     confidence: float | None = None
 
     def to_dict(self) -> dict:
