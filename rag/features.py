@@ -170,8 +170,8 @@ def holds_every_term(corpus: Corpus, terms: list[str]) -> np.ndarray:
         return np.zeros(len(corpus.sentences.ids), dtype=bool)
     return np.asarray(
         [
-            all(_holds(term, set(held)) for term in unique)
-            for held in corpus.sentence_lexical.texts_terms
+            all(_holds(term, present) for term in unique)
+            for present in map(set, corpus.sentence_lexical.texts_terms)
         ],
         dtype=bool,
     )

@@ -136,9 +136,10 @@ def _is_search(text: str, lower: list[str]) -> bool:
 
 
 def _asks_what_a_name_is(ws: list[str]) -> bool:
-    """ "Who is Marta Kos?", "What is the Oreshnik?": the question's only other words are a
-    name. A sentence naming it is the archive's answer: "…Marta Kos, the EU Commissioner
-    for Enlargement…". "What is the range of the Oreshnik?" asks more than the name."""
+    """Whether the question's only words after "who/what is" are a name, as in "Who is
+    Marta Kos?" or "What is the Oreshnik?". A sentence naming it is the archive's answer
+    ("…Marta Kos, the EU Commissioner for Enlargement…"); "What is the range of the
+    Oreshnik?" asks more than the name."""
     lower = [w.lower() for w in ws]
     if len(ws) < 3 or lower[0] not in ("who", "what") or lower[1] not in _TO_BE:
         return False
