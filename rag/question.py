@@ -144,10 +144,18 @@ def _asks_what_a_name_is(ws: list[str]) -> bool:
     if len(ws) < 3 or lower[0] not in ("who", "what") or lower[1] not in _TO_BE:
         return False
     name = ws[3:] if lower[2] in ("the", "a", "an") else ws[2:]
-    return 0 < len(name) <= KEYWORD_SEARCH_WORDS and all(w[:1].isupper() for w in name)
+    return (
+        0 < len(name) <= KEYWORD_SEARCH_WORDS
+        and name[0][:1].isupper()
+        and name[-1][:1].isupper()
+        and all(w[:1].isupper() or w in _NAME_LINKS for w in name)
+    )
 
 
 _TO_BE = frozenset(["is", "are", "was", "were"])
+# Lower-case words a name may hold between its capitalised ones: "the Bank of England",
+# "Ursula von der Leyen", "Kalas and Costa".
+_NAME_LINKS = frozenset(["of", "the", "and", "for", "de", "du", "da", "di", "von", "van", "der"])
 
 
 def _answer_type(lower: list[str]) -> AnswerType:

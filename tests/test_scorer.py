@@ -110,6 +110,10 @@ def test_the_answer_type_reads_a_sentence_as_its_words_do(question: str) -> None
         ("What is the range of the Oreshnik?", False),
         ("Who is the EU's enlargement commissioner?", False),
         ("What is Marta Kos's role?", False),
+        ("What is the Bank of England?", True),  # refused on the archive before
+        ("Who is Ursula von der Leyen?", True),
+        ("Who is the head of Ofcom?", False),
+        ("What is Ofcom for?", False),
     ],
 )
 def test_a_keyword_search_is_told_from_a_question(text: str, keywords: bool) -> None:
