@@ -122,7 +122,7 @@ class Question:
                 w.lower() for w in ws[1:] if w[:1].isupper() and w.lower() not in MONTHS | WEEKDAYS
             ),
             words=frozenset(lower),
-            keywords=_is_search(text, lower) or _asks_what_a_name_is(ws),
+            keywords=_is_search(text, lower) or _asks_what_a_name_is(ws, lower),
         )
 
 
@@ -135,12 +135,11 @@ def _is_search(text: str, lower: list[str]) -> bool:
     )
 
 
-def _asks_what_a_name_is(ws: list[str]) -> bool:
+def _asks_what_a_name_is(ws: list[str], lower: list[str]) -> bool:
     """Whether the question's only words after "who/what is" are a name, as in "Who is
     Marta Kos?" or "What is the Oreshnik?". A sentence naming it is the archive's answer
     ("…Marta Kos, the EU Commissioner for Enlargement…"); "What is the range of the
     Oreshnik?" asks more than the name."""
-    lower = [w.lower() for w in ws]
     if len(ws) < 3 or lower[0] not in ("who", "what") or lower[1] not in _TO_BE:
         return False
     name = ws[3:] if lower[2] in ("the", "a", "an") else ws[2:]
