@@ -39,7 +39,7 @@ from rag.errors import IndexUnavailableError, RagError
 from rag.retrieve import row_key
 from rag.settings import REPO_ROOT, Settings
 from rag.sources import SkippedRecord, SourceRecord, read_sources, source_files
-from rag.store import DocumentRecord, IndexStore, Rows, pack_vectors
+from rag.store import DocumentRecord, IndexStore, Rows, pack_vectors, writing_index
 
 if TYPE_CHECKING:
     from rag.components.embedding import EmbeddingModel
@@ -92,7 +92,7 @@ def collect_files(paths: list[Path]) -> list[Path]:
 
 @contextlib.contextmanager
 def ingest_lock(settings: Settings) -> Iterator[None]:
-    """One writer at a time per local index."""
+    """One writer at a time per local index, and no other process reading it meanwhile."""
     if settings.chroma_url:
         yield
         return
@@ -110,7 +110,8 @@ def ingest_lock(settings: Settings) -> Iterator[None]:
             raise IndexUnavailableError(
                 f"the index at {settings.index_dir} is locked: another ingest is running"
             ) from exc
-        yield
+        with writing_index(settings.index_dir):
+            yield
 
 
 def ingest_paths(

@@ -15,14 +15,26 @@
 
 Nothing here reads a whole collection on the query path: questions use Chroma's HNSW
 index (``nearest``) and reads by id; full scans are paged (``scan``).
+
+An embedded index (``RAG_INDEX_DIR``) is one process's to write: Chroma's embedded store is
+not safe to change while another process has it open (that process keeps stale vectors;
+two writers corrupt the HNSW files). So every process that opens it holds a shared lock on
+``<index>/.open.lock`` while it runs (``hold_index``), and ``rag ingest`` takes the lock
+for itself while it writes (``writing_index``): each fails at once, with a message, rather
+than wait or risk the index. A Chroma server (``RAG_CHROMA_URL``) needs none of this.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import logging
+import os
 import sqlite3
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -58,11 +70,77 @@ def chroma_client(settings: Settings) -> Any:
                 settings=chroma_settings,
             )
         settings.index_dir.mkdir(parents=True, exist_ok=True)
+        hold_index(settings.index_dir)
         return chromadb.PersistentClient(path=str(settings.index_dir), settings=chroma_settings)
-    except ConfigError:
+    except (ConfigError, IndexUnavailableError):
         raise
     except Exception as exc:
         raise IndexUnavailableError(_describe_failure(settings, exc)) from exc
+
+
+OPEN_LOCK = ".open.lock"
+_open_locks: dict[Path, int] = {}  # index dir -> this process's descriptor of its lock file
+_open_locks_guard = threading.Lock()
+
+
+def hold_index(index_dir: Path) -> None:
+    """Hold a shared lock on an embedded index for the rest of the process (once per
+    process: its engines, stores and threads share Chroma's client anyway)."""
+    key = index_dir.resolve()
+    with _open_locks_guard:
+        if key in _open_locks:
+            return
+        fd = _open_lock_file(key)
+        if fd is None:
+            return  # a read-only index: no process can write it through this folder
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise IndexUnavailableError(
+                f"`rag ingest` is writing the index at {index_dir}; try again when it finishes"
+            ) from None
+        _open_locks[key] = fd
+
+
+@contextlib.contextmanager
+def writing_index(index_dir: Path) -> Iterator[None]:
+    """The embedded index to this process alone while it writes; fails at once while
+    another process has it open (a running ``rag serve``, ``rag ask``, ``rag eval``)."""
+    key = index_dir.resolve()
+    with _open_locks_guard:
+        fd = _open_locks.get(key)
+        if fd is None:
+            fd = _open_lock_file(key)
+            if fd is None:
+                raise IndexUnavailableError(f"cannot write to the index at {index_dir}")
+            _open_locks[key] = fd
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            # Converting a lock is not atomic: the shared one may be gone. Get it back.
+            with contextlib.suppress(BlockingIOError):
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            raise IndexUnavailableError(
+                f"the index at {index_dir} is open in another process (a running "
+                "`rag serve`?). Stop it, then ingest; to add articles while the chat runs, "
+                "keep the index on a Chroma server (RAG_CHROMA_URL)"
+            ) from None
+    try:
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_SH)  # a reader again: the process may go on asking
+
+
+def _open_lock_file(index_dir: Path) -> int | None:
+    path = index_dir / OPEN_LOCK
+    try:
+        return os.open(path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    except OSError:
+        try:
+            return os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            return None
 
 
 def _describe_failure(settings: Settings, exc: BaseException) -> str:

@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import fcntl
+import os
 import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -135,6 +140,91 @@ def test_locked_index_is_reported(tmp_path: Path, corpus_dir: Path) -> None:
         fcntl.flock(held, fcntl.LOCK_EX)
         with pytest.raises(IndexUnavailableError, match="locked"):
             ingest_paths([corpus_dir], settings, progress=False)
+
+
+@contextmanager
+def other_process(settings, code: str) -> Iterator[None]:  # noqa: ANN001
+    """Another Python process that runs ``code`` on the index (``store``, ``settings``)
+    and keeps it open until the block ends."""
+    script = (
+        "import sys\n"
+        "from rag.settings import Settings\n"
+        "from rag.store import IndexStore, writing_index\n"
+        "settings = Settings(\n"
+        f"    _env_file=None, index_dir={str(settings.index_dir)!r},"
+        f" cache_dir={str(settings.cache_dir)!r}\n"
+        ")\n"
+        f"{code}\n"
+        "print('ready', flush=True)\n"
+        "sys.stdin.read()\n"
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-c", script],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "RAG_INDEX_DIR": str(settings.index_dir)},
+    )
+    try:
+        assert process.stdout.readline().strip() == "ready"
+        yield
+    finally:
+        process.stdin.close()
+        process.wait(timeout=60)
+
+
+def test_ingest_refuses_an_index_another_process_has_open(tmp_path: Path, corpus_dir: Path) -> None:
+    """Chroma's embedded store is not safe to write while another process reads it (a
+    running `rag serve`): the ingest stops before writing, says why, and works once the
+    other process has gone."""
+    settings = make_settings(tmp_path / "index")
+    ingest_paths([corpus_dir / "000_8d93e48187a857e9.txt"], settings, progress=False)
+    with other_process(settings, "store = IndexStore(settings)"):
+        with pytest.raises(IndexUnavailableError, match="open in another process"):
+            ingest_paths([corpus_dir], settings, progress=False)
+        cli = subprocess.run(
+            [sys.executable, "-m", "rag.cli", "ingest", str(corpus_dir)],
+            env={**os.environ, "RAG_INDEX_DIR": str(settings.index_dir)},
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        said = " ".join(cli.stderr.split())  # the console wraps long lines
+        assert cli.returncode == IndexUnavailableError.exit_code
+        assert "open in another process" in said and "Traceback" not in said
+    assert [d.doc_id for d in Engine(settings, auto_ingest=False).sources()] == [
+        "000_8d93e48187a857e9"
+    ]
+    report = ingest_paths([corpus_dir], settings, progress=False)
+    assert report.added > 0 and report.kept > 0
+    assert len(Engine(settings, auto_ingest=False).sources()) == 2
+
+
+def test_an_index_being_written_is_not_opened(tmp_path: Path, corpus_dir: Path) -> None:
+    settings = make_settings(tmp_path / "index")
+    writing = (
+        "from rag.ingest import ingest_paths\n"
+        f"ingest_paths([Path({str(corpus_dir)!r})], settings, progress=False)\n"
+        "held = writing_index(settings.index_dir)\n"
+        "held.__enter__()  # as if still ingesting"
+    )
+    with (
+        other_process(settings, "from pathlib import Path\n" + writing),
+        pytest.raises(IndexUnavailableError, match="`rag ingest` is writing"),
+    ):
+        Engine(settings, auto_ingest=False)
+    assert len(Engine(settings, auto_ingest=False).sources()) == 2
+
+
+def test_one_process_may_ask_and_ingest(tmp_path: Path, corpus_dir: Path) -> None:
+    """The lock is the process's: an engine and an ingest in one process share it."""
+    settings = make_settings(tmp_path / "index")
+    ingest_paths([corpus_dir / "000_8d93e48187a857e9.txt"], settings, progress=False)
+    engine = Engine(settings, auto_ingest=False)
+    assert ingest_paths([corpus_dir], settings, progress=False).added > 0
+    with other_process(settings, "store = IndexStore(settings)"):  # readers share it
+        assert engine.ask("What did Peskov say about talks?").passages
 
 
 def test_corrupted_index_is_reported(tmp_path: Path, corpus_dir: Path) -> None:
