@@ -119,8 +119,10 @@ def writing_index(index_dir: Path) -> Iterator[None]:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             # Converting a lock is not atomic: the shared one may be gone. Get it back.
-            with contextlib.suppress(BlockingIOError):
+            try:
                 fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(_open_locks.pop(key))
             raise IndexUnavailableError(
                 f"the index at {index_dir} is open in another process (a running "
                 "`rag serve`?). Stop it, then ingest; to add articles while the chat runs, "
