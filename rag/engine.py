@@ -317,7 +317,7 @@ class Engine:
         overall = evidence_features(table, logits, best, corpus.sentence_doc)
         probs = sigmoid(logits)
         keyword_row = None
-        terms = self.analyzer.terms(reading.text) if reading.keywords else []
+        terms = table.terms if reading.keywords else []
         if terms and (holding := np.flatnonzero(holds_every_term(corpus, terms))).size:
             # A keyword search ("Storm Shadow") quotes first the likeliest sentence that
             # holds every keyword, and is not refused: the archive mentions what was

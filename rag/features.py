@@ -69,6 +69,7 @@ class SentenceTable:
     term_coverage: float  # share of the question's terms known to the corpus
     unknown_names: bool
     article_coverage: dict[str, float]  # idf-weighted, per article
+    terms: list[str]  # the question's search terms, each once
 
 
 def sentence_features(
@@ -77,7 +78,7 @@ def sentence_features(
     corpus = candidates.corpus
     n = len(corpus.sentences.ids)
     if n == 0:
-        return SentenceTable(np.zeros((0, len(SENTENCE_FEATURES))), np.zeros(0), 0.0, False, {})
+        return SentenceTable(np.zeros((0, len(SENTENCE_FEATURES))), np.zeros(0), 0.0, False, {}, [])
     lexical = corpus.sentence_lexical
     unique_terms = list(dict.fromkeys(terms))
     idf = lexical.index.idf(unique_terms) if lexical.index is not None else {}
@@ -132,6 +133,7 @@ def sentence_features(
         term_coverage=len(known) / len(unique_terms) if unique_terms else 0.0,
         unknown_names=any(t and not lexical.known_terms(t) for t in names),
         article_coverage=article_cov,
+        terms=unique_terms,
     )
 
 
