@@ -199,6 +199,8 @@ def quotable(text: str) -> tuple[int, int]:
         if any(key in tail for key in ("Read", "READ", "reading", "chars]"))
         else None
     )
+    if not start and not m:
+        return 0, len(text)
     end = m.start() if m else len(text)
     return (start, end) if len(text[start:end].split()) >= 2 else (0, len(text))
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from rag.documents import own_title
+from rag.lexical import term_counts
 from rag.question import Question, holds_answer_type
 from rag.retrieve import Candidates, Corpus
 
@@ -189,11 +190,7 @@ def _holds(term: str, held: set[str]) -> bool:
 
 def _held_terms(texts_terms: list[list[str]], terms: list[str]) -> np.ndarray:
     """(sentences, terms): whether each sentence holds each of the question's terms."""
-    held = np.zeros((len(texts_terms), len(terms)), dtype=bool)
-    for row, sentence_terms in enumerate(texts_terms):
-        present = set(sentence_terms)
-        held[row] = [t in present for t in terms]
-    return held
+    return term_counts(texts_terms, terms) > 0
 
 
 def _article_held(

@@ -115,27 +115,37 @@ class Analyzer:
         self._synonyms = synonyms or {}
         self._stemmer = Stemmer.Stemmer("english")
         self._stopwords = frozenset(bm25s.stopwords.STOPWORDS_EN) | frozenset(QUESTION_WORDS)
-        self._stems: dict[str, str] = {}
+        # Each word seen, with its term ("" for a stop word): one lookup a word when warm.
+        self._terms: dict[str, str] = {}
 
     def terms(self, text: str) -> list[str]:
         return self.terms_of([text])[0]
 
     def terms_of(self, texts: list[str]) -> list[list[str]]:
-        words = [
-            [w for w in TOKEN_PATTERN.findall(text.lower()) if w not in self._stopwords]
-            for text in texts
-        ]
-        stems = self._stem_all({w for ws in words for w in ws})
-        return [[stems[w] for w in ws if stems[w]] for ws in words]
+        words = [TOKEN_PATTERN.findall(text.lower()) for text in texts]
+        known = self._terms
+        try:
+            return _look_up(known, words)
+        except KeyError:  # words not seen yet
+            return _look_up(self._learn(known, {w for ws in words for w in ws}), words)
 
-    def _stem_all(self, words: set[str]) -> dict[str, str]:
-        known = self._stems if len(self._stems) <= STEM_CACHE_WORDS else {}
+    def _learn(self, known: dict[str, str], words: set[str]) -> dict[str, str]:
+        """``known`` with the terms of ``words`` added (a new dict when it would grow past
+        the cap); the dict to look them up in, whatever other threads do meanwhile."""
         new = [w for w in words if w not in known]
-        if new:
-            stemmed = self._stemmer.stemWords([self._synonyms.get(w, w) for w in new])
-            known.update(zip(new, stemmed, strict=True))
-        self._stems = known
+        if len(known) + len(new) > STEM_CACHE_WORDS:
+            known, new = {}, list(words)
+            self._terms = known
+        to_stem = [w for w in new if w not in self._stopwords]
+        stems = self._stemmer.stemWords([self._synonyms.get(w, w) for w in to_stem])
+        known.update(dict.fromkeys(new, ""))
+        known.update(zip(to_stem, stems, strict=True))
         return known
+
+
+def _look_up(known: dict[str, str], words: list[list[str]]) -> list[list[str]]:
+    term_of = known.__getitem__
+    return [[t for t in map(term_of, ws) if t] for ws in words]
 
 
 @dataclass
@@ -301,11 +311,20 @@ class LexicalIndex:
         lengths = np.asarray([len(t) for t in texts_terms], dtype=np.float32)
         avg = float(lengths.mean()) or 1.0
         norm = BM25_K1 * (1 - BM25_B + BM25_B * lengths / avg)
-        out = np.zeros(len(texts_terms), dtype=np.float32)
-        for term, weight in idf.items():
-            tf = np.asarray([t.count(term) for t in texts_terms], dtype=np.float32)
-            out += weight * tf * (BM25_K1 + 1) / (tf + norm)
-        return out
+        tf = term_counts(texts_terms, list(idf))
+        weights = np.asarray(list(idf.values()), dtype=np.float32)
+        return (weights * tf * (BM25_K1 + 1) / (tf + norm[:, None])).sum(axis=1)
+
+
+def term_counts(texts_terms: list[list[str]], terms: list[str]) -> np.ndarray:
+    """(texts, terms): how many times each text holds each term."""
+    column = {term: j for j, term in enumerate(terms)}
+    counts = np.zeros((len(texts_terms), len(terms)), dtype=np.float32)
+    hits = [(row, column[t]) for row, ts in enumerate(texts_terms) for t in ts if t in column]
+    if hits:
+        rows, columns = zip(*hits, strict=True)
+        np.add.at(counts, (list(rows), list(columns)), 1.0)
+    return counts
 
 
 # --- keeping it in sync with Chroma ----------------------------------------------------------

@@ -315,50 +315,60 @@ def _quotable(text: str, start: int, end: int) -> tuple[str, int, int]:
 
 def _parse(chunks: Rows, lexical: LexicalIndex | None) -> list[ReadChunk]:
     """Each chunk row with the sentences packed in its metadata, their vectors and terms."""
-    out = []
-    dim = chunks.embeddings.shape[1] if chunks.embeddings is not None else 0
+    sentences = [_sentences_of(chunks, row) for row in range(len(chunks.ids))]
+    # One call for all the chunks' sentences: most of their words are looked up, not stemmed.
+    texts = [text for rows in sentences for text in rows.texts]
+    terms = lexical.analyzer.terms_of(texts) if lexical is not None else [[] for _ in texts]
+    out, start = [], 0
     for row, (chunk_id, meta) in enumerate(zip(chunks.ids, chunks.metadatas, strict=True)):
-        packed = json.loads(meta["sentences"])
-        vectors = (
-            unpack_vectors(meta["sentence_vectors"], [entry[4] for entry in packed], dim)
-            if packed
-            else np.empty((0, dim), dtype=np.float32)
-        )
-        ids, texts, metas = [], [], []
-        for k, (stored, start, end, paragraph, _) in enumerate(packed):
-            text, start, end = _quotable(stored, start, end)
-            position = int(meta["first_sentence"]) + k
-            ids.append(f"{chunk_id}:s{position}")
-            texts.append(text)
-            metas.append(
-                {
-                    "doc_id": meta["doc_id"],
-                    "title": meta["title"],
-                    "source": meta["source"],
-                    "published": meta.get("published"),
-                    "url": meta.get("url"),
-                    "publisher": meta.get("publisher"),
-                    "group": meta.get("duplicate_of") or meta["doc_id"],
-                    "start": start,
-                    "end": end,
-                    "position": position,
-                    "chunk": int(meta["position"]),
-                    "paragraph": paragraph,
-                }
-            )
+        end = start + len(sentences[row].texts)
         out.append(
             ReadChunk(
                 row_id=chunk_id,
                 text=chunks.texts[row],
                 metadata={k: v for k, v in meta.items() if k not in _PACKED},
                 embedding=chunks.embeddings[row],
-                sentences=Rows(ids, texts, metas, vectors),
-                terms=lexical.analyzer.terms_of(texts)
-                if lexical is not None and texts
-                else [[] for _ in texts],
+                sentences=sentences[row],
+                terms=terms[start:end],
             )
         )
+        start = end
     return out
+
+
+def _sentences_of(chunks: Rows, row: int) -> Rows:
+    """The sentences packed in a chunk row's metadata, with their vectors."""
+    chunk_id, meta = chunks.ids[row], chunks.metadatas[row]
+    dim = chunks.embeddings.shape[1] if chunks.embeddings is not None else 0
+    packed = json.loads(meta["sentences"])
+    vectors = (
+        unpack_vectors(meta["sentence_vectors"], [entry[4] for entry in packed], dim)
+        if packed
+        else np.empty((0, dim), dtype=np.float32)
+    )
+    ids, texts, metas = [], [], []
+    for k, (stored, start, end, paragraph, _) in enumerate(packed):
+        text, start, end = _quotable(stored, start, end)
+        position = int(meta["first_sentence"]) + k
+        ids.append(f"{chunk_id}:s{position}")
+        texts.append(text)
+        metas.append(
+            {
+                "doc_id": meta["doc_id"],
+                "title": meta["title"],
+                "source": meta["source"],
+                "published": meta.get("published"),
+                "url": meta.get("url"),
+                "publisher": meta.get("publisher"),
+                "group": meta.get("duplicate_of") or meta["doc_id"],
+                "start": start,
+                "end": end,
+                "position": position,
+                "chunk": int(meta["position"]),
+                "paragraph": paragraph,
+            }
+        )
+    return Rows(ids, texts, metas, vectors)
 
 
 def _joins_next(metadatas: list[dict]) -> np.ndarray:

@@ -10,7 +10,14 @@ import pytest
 
 from rag.engine import Engine
 from rag.ingest import ingest_paths
-from rag.lexical import Analyzer, LexicalIndex, _with_titles, lexical_dir, open_lexical
+from rag.lexical import (
+    Analyzer,
+    LexicalIndex,
+    _with_titles,
+    lexical_dir,
+    open_lexical,
+    term_counts,
+)
 from rag.question import Question
 from rag.store import IndexStore, Rows
 from tests.conftest import SEEDS, make_settings
@@ -167,6 +174,19 @@ def test_analyzer_gives_the_terms_bm25s_tokenize_gives() -> None:
     assert analyzer.terms_of(texts[:1]) == [[t for t in expected[0] if t]]
 
 
+def test_the_analyzer_gives_the_same_terms_when_its_word_cache_starts_over(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    fresh = Analyzer().terms_of(["The banks raised rates", "Rates rose at the bank again"])
+    monkeypatch.setattr("rag.lexical.STEM_CACHE_WORDS", 4)
+    analyzer = Analyzer()
+    assert analyzer.terms_of(["The banks raised rates"]) == fresh[:1]
+    # Five words more than the cap holds: the cache starts over with this text's words.
+    assert analyzer.terms_of(["Rates rose at the bank again"]) == fresh[1:]
+    assert len(analyzer._terms) == len({"rates", "rose", "at", "the", "bank", "again"})
+    assert analyzer.terms_of(["The banks raised rates"]) == fresh[:1]
+
+
 def test_candidate_chunks_come_from_the_bm25_index_and_survive_a_re_ingest(
     tmp_path: Path, corpus_dir: Path
 ) -> None:
@@ -250,3 +270,8 @@ def test_only_a_title_the_text_lacks_joins_the_first_chunks_terms() -> None:
     assert _with_titles(untitled, analyzer.terms_of(["Board met."]), analyzer) == [
         analyzer.terms("Board met.")
     ]
+
+
+def test_term_counts_count_each_term_of_each_text() -> None:
+    counts = term_counts([["bank", "rate", "bank"], [], ["rate"]], ["bank", "rate", "war"])
+    assert counts.tolist() == [[2, 1, 0], [0, 0, 0], [0, 1, 0]]
