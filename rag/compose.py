@@ -2,7 +2,8 @@
 
 Last stage of the one path (read → retrieve → score → compose). The answer is made of
 verbatim sentences: the most probable one; the sentence before it when it cannot be read
-alone ("He said…", "One of these…"); another sentence of the same article, or another
+alone ("He said…", "One of these…"), and the one after it when that one goes on from it
+("One of these conditions is…", "But…"); another sentence of the same article, or another
 article's best one (the other side of a comparison), when the scorer finds them likely
 enough. Quotes are grouped by article, in text order, and each is cited [n].
 """
@@ -35,6 +36,7 @@ _POINTING_BACK = frozenset(
         "such",
         "there",
         "both",
+        "but",
     ]
 )
 _POINTING_BACK_PHRASES = ("one of these", "one of them", "one of those", "the move", "the deal")
@@ -87,7 +89,7 @@ def select(
     for row in required or []:
         if row not in picked and not _repeats(corpus, row, picked):
             picked.append(row)
-    return _with_antecedents(corpus, picked)
+    return _with_antecedents(corpus, _with_continuation(corpus, picked))
 
 
 def timeline(corpus: Corpus, probs: np.ndarray, floor: float, max_quotes: int) -> list[int]:
@@ -130,6 +132,22 @@ def needs_antecedent(text: str) -> bool:
     lower = text.lower().lstrip("“\"‘' ")
     first = lower.split(maxsplit=1)[0].strip(",.;:") if lower else ""
     return first in _POINTING_BACK or lower.startswith(_POINTING_BACK_PHRASES)
+
+
+def _with_continuation(corpus: Corpus, picked: list[int]) -> list[int]:
+    """Add the sentence after the best quote when it points back to it: "…ready to reopen
+    talks, but only on its own terms." goes on "But Moscow needs to … first", which holds
+    the terms."""
+    best, after = picked[0], picked[0] + 1
+    if (
+        after < len(corpus.sentences.texts)
+        and corpus.sentence_doc[after] == corpus.sentence_doc[best]
+        and after not in picked
+        and not _repeats(corpus, after, picked)
+        and needs_antecedent(corpus.sentences.texts[after])
+    ):
+        return [best, after, *picked[1:]]
+    return picked
 
 
 def _with_antecedents(corpus: Corpus, picked: list[int]) -> list[int]:

@@ -35,7 +35,17 @@ def test_example_question_quotes_article_003(engine) -> None:  # noqa: ANN001
     # Peskov's "basic conditions" and what one of them is. (The rules this engine replaced
     # also quoted the lede, which names NATO: the fitted scorer ranks it 7th; see README.)
     assert "conditions" in text and "peskov" in text
+    assert "one of these conditions is the removal of all ukrainian troops" in text
     assert "[1]" in answer.answer
+
+
+def test_the_sentence_going_on_from_the_best_quote_is_quoted_after_it(engine) -> None:  # noqa: ANN001
+    """The best sentence says Russia will talk "only on its own terms"; the next one, which
+    opens with "But", holds them."""
+    answer = engine.ask("What did Putin say must happen before Russia reopens peace negotiations?")
+    quotes = [c.quote for c in answer.citations]
+    terms = next(i for i, q in enumerate(quotes) if "only on its own terms" in q)
+    assert "destabilize the situation" in quotes[terms + 1], quotes
 
 
 def test_every_citation_is_verbatim_at_its_offsets(engine) -> None:  # noqa: ANN001

@@ -139,6 +139,7 @@ def test_a_question_about_two_sides_is_split() -> None:
         ("He said the talks would resume in March.", True),
         ("“This is a disaster,” she added.", True),
         ("One of these conditions is the removal of all troops.", True),
+        ("But Moscow needs to neutralize Ukrainian attempts first, he stressed.", True),
         ("The board said profits rose by 12%.", False),
         ("Heathrow will expand.", False),
     ],
