@@ -3,9 +3,9 @@
 Last stage of the one path (read → retrieve → score → compose). The answer is made of
 verbatim sentences: the most probable one; the sentence before it when it cannot be read
 alone ("He said…", "One of these…"), and the one after it when that one goes on from it
-("One of these conditions is…", "But…"); another sentence of the same article, or another
-article's best one (the other side of a comparison), when the scorer finds them likely
-enough. Quotes are grouped by article, in text order, and each is cited [n].
+("One of these conditions is…", "But…", "However, …"); another sentence of the same
+article, or another article's best one (the other side of a comparison), when the scorer
+finds them likely enough. Quotes are grouped by article, in text order, and each is cited [n].
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ _POINTING_BACK = frozenset(
         "there",
         "both",
         "but",
+        "however",
     ]
 )
 _POINTING_BACK_PHRASES = ("one of these", "one of them", "one of those", "the move", "the deal")

@@ -39,13 +39,33 @@ def test_example_question_quotes_article_003(engine) -> None:  # noqa: ANN001
     assert "[1]" in answer.answer
 
 
-def test_the_sentence_going_on_from_the_best_quote_is_quoted_after_it(engine) -> None:  # noqa: ANN001
-    """The best sentence says Russia will talk "only on its own terms"; the next one, which
-    opens with "But", holds them."""
-    answer = engine.ask("What did Putin say must happen before Russia reopens peace negotiations?")
-    quotes = [c.quote for c in answer.citations]
-    terms = next(i for i, q in enumerate(quotes) if "only on its own terms" in q)
-    assert "destabilize the situation" in quotes[terms + 1], quotes
+@pytest.mark.parametrize(
+    ("question", "best", "going_on"),
+    [
+        (
+            "What did Putin say must happen before Russia reopens peace negotiations?",
+            "only on its own terms",
+            "But Moscow needs to neutralize",
+        ),
+        (
+            "Why have Washington and London been reluctant to let Kyiv fire allied missiles "
+            "at targets deep in Russia?",
+            "to employ long-range weaponry",
+            "However, the United States and United Kingdom have hesitated",
+        ),
+    ],
+)
+def test_the_sentence_going_on_from_the_best_quote_is_quoted_after_it(
+    engine,  # noqa: ANN001
+    question: str,
+    best: str,
+    going_on: str,
+) -> None:
+    """The best sentence leaves out what was asked; the next one, opening with "But" or
+    "However", gives it."""
+    quotes = [c.quote for c in engine.ask(question).citations]
+    row = next(i for i, q in enumerate(quotes) if best in q)
+    assert quotes[row + 1].startswith(going_on), quotes
 
 
 def test_every_citation_is_verbatim_at_its_offsets(engine) -> None:  # noqa: ANN001

@@ -140,6 +140,7 @@ def test_a_question_about_two_sides_is_split() -> None:
         ("“This is a disaster,” she added.", True),
         ("One of these conditions is the removal of all troops.", True),
         ("But Moscow needs to neutralize Ukrainian attempts first, he stressed.", True),
+        ("However, the US has hesitated to provide that approval.", True),
         ("The board said profits rose by 12%.", False),
         ("Heathrow will expand.", False),
     ],
