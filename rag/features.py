@@ -83,11 +83,12 @@ def sentence_features(
     lexical = corpus.sentence_lexical
     unique_terms = list(dict.fromkeys(terms))
     idf = lexical.index.idf(unique_terms) if lexical.index is not None else {}
-    held = _held_terms(lexical.texts_terms, unique_terms)
+    counts = term_counts(lexical.texts_terms, unique_terms)
+    held = counts > 0  # (sentences, terms): whether each sentence holds each term
     weights = np.asarray([idf.get(t, 0.0) for t in unique_terms], dtype=np.float32)
     dense = corpus.sentences.embeddings @ vector
     context = (corpus.chunks.embeddings @ vector)[corpus.sentence_chunk_row]
-    bm25 = lexical.scores(unique_terms)
+    bm25 = lexical.scores(counts, unique_terms)
     bm25 = bm25 / bm25.max() if bm25.max() > 0 else bm25
     coverage, idf_coverage = _share(held), _weighted_share(held, weights)
     docs = corpus.sentence_doc
@@ -186,11 +187,6 @@ PREFIX_LETTERS = 5
 
 def _holds(term: str, held: set[str]) -> bool:
     return term in held or (len(term) >= PREFIX_LETTERS and any(t.startswith(term) for t in held))
-
-
-def _held_terms(texts_terms: list[list[str]], terms: list[str]) -> np.ndarray:
-    """(sentences, terms): whether each sentence holds each of the question's terms."""
-    return term_counts(texts_terms, terms) > 0
 
 
 def _article_held(

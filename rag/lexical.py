@@ -303,17 +303,17 @@ class LexicalIndex:
             out[t] = float(np.log(1.0 + (self.size - df + 0.5) / (df + 0.5)))
         return out
 
-    def scores_of(self, texts_terms: list[list[str]], query: list[str]) -> np.ndarray:
-        """BM25 of short texts (sentences) for the query, with the corpus's term weights."""
-        idf = self.idf(query)
-        if not idf or not texts_terms:
-            return np.zeros(len(texts_terms), dtype=np.float32)
-        lengths = np.asarray([len(t) for t in texts_terms], dtype=np.float32)
-        avg = float(lengths.mean()) or 1.0
-        norm = BM25_K1 * (1 - BM25_B + BM25_B * lengths / avg)
-        tf = term_counts(texts_terms, list(idf))
-        weights = np.asarray(list(idf.values()), dtype=np.float32)
-        return (weights * tf * (BM25_K1 + 1) / (tf + norm[:, None])).sum(axis=1)
+    def scores_of(self, counts: np.ndarray, lengths: list[int], terms: list[str]) -> np.ndarray:
+        """BM25 of short texts (sentences) for the query ``terms``, with the corpus's term
+        weights; ``counts``: how many times each text holds each term (``term_counts``),
+        ``lengths``: each text's number of terms."""
+        idf = self.idf(terms)
+        if not idf or not lengths:
+            return np.zeros(len(lengths), dtype=np.float32)
+        length = np.asarray(lengths, dtype=np.float32)
+        norm = BM25_K1 * (1 - BM25_B + BM25_B * length / (float(length.mean()) or 1.0))
+        weights = np.asarray([idf.get(t, 0.0) for t in terms], dtype=np.float32)
+        return (weights * counts * (BM25_K1 + 1) / (counts + norm[:, None])).sum(axis=1)
 
 
 def term_counts(texts_terms: list[list[str]], terms: list[str]) -> np.ndarray:

@@ -44,10 +44,11 @@ class CandidateLexical:
     def known_terms(self, terms: list[str]) -> list[str]:
         return self.index.known_terms(terms) if self.index is not None else []
 
-    def scores(self, terms: list[str]) -> np.ndarray:
+    def scores(self, counts: np.ndarray, terms: list[str]) -> np.ndarray:
+        """BM25 of the sentences, from their counts of ``terms`` (``term_counts``)."""
         if self.index is None:
             return np.zeros(len(self.texts_terms), dtype=np.float32)
-        return self.index.scores_of(self.texts_terms, terms)
+        return self.index.scores_of(counts, [len(t) for t in self.texts_terms], terms)
 
 
 @dataclass
