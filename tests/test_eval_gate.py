@@ -134,6 +134,32 @@ def test_cli_writes_reports(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     assert [r["id"] for r in report["questions"]["project"]] == [q.id for q in chosen]
     assert (tmp_path / "report.md").exists() and (tmp_path / "metrics_by_kind.png").exists()
 
+    # The same set again, compared with the first run as if its answer had missed the key
+    # fact: that question is listed as better now.
+    records = report["questions"]["project"]
+    answered = next(r for r in records if r["answerable"])
+    assert answered["scores"]["key_fact_recall"] > 0, "the seed question lost its key fact"
+    answered["scores"]["key_fact_recall"] = 0.0
+    (tmp_path / "report.json").write_text(json.dumps(report), encoding="utf-8")
+    second = tmp_path / "second"
+    args = ["eval", "--set", str(question_set), "--corpus", str(corpus), "--index",
+            str(tmp_path / "index"), "--out", str(second), "--compare", str(tmp_path)]  # fmt: skip
+    run = CliRunner().invoke(app, [*args, "--no-baseline"])
+    get_settings.cache_clear()
+
+    assert run.exit_code == 0, run.output
+    assert "Compared with" in run.output and "key-fact recall" in run.output
+    comparison = json.loads((second / "report.json").read_text(encoding="utf-8"))["comparison"]
+    assert comparison["matched_questions"] == len(chosen)
+    assert [r["id"] for r in comparison["gained"]] == [answered["id"]]
+    assert "## Compared with" in (second / "report.md").read_text(encoding="utf-8")
+
+
+def test_cli_compare_needs_an_earlier_report(tmp_path: Path) -> None:
+    run = CliRunner().invoke(cli_app(), ["eval", "--compare", str(tmp_path), "--no-baseline"])
+    assert run.exit_code == 2
+    assert "cannot read the earlier eval report" in run.output
+
 
 def test_cli_evaluates_an_export_corpus(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A corpus folder holding a JSON Lines export: its records (named by their ids, not by

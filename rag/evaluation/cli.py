@@ -17,6 +17,7 @@ from rag.errors import RagError
 from rag.settings import REPO_ROOT
 
 if TYPE_CHECKING:
+    from rag.evaluation.compare import Comparison
     from rag.evaluation.runner import EvalConfig, EvalResult, Thresholds
 
 err = Console(stderr=True, highlight=False)
@@ -76,6 +77,14 @@ def eval_command(
         bool,
         typer.Option("--check", help="Exit 1 when a metric misses its set's thresholds.toml."),
     ] = False,
+    compare_with: Annotated[
+        Path | None,
+        typer.Option(
+            "--compare",
+            help="An earlier --out folder: each metric's change, question by question, with "
+            "a 95% interval, and the questions that got better or worse.",
+        ),
+    ] = None,
 ) -> None:
     """Score answers, citations, refusals and latency on eval sets, vs a llama-index baseline."""
     from rag.evaluation.runner import DEFAULT_SET, EvalConfig, read_article_list, thresholds_for
@@ -89,6 +98,7 @@ def eval_command(
     sets = question_sets or [DEFAULT_SET]
     articles = _articles(only, read_article_list)
     failed = False
+    earlier = _earlier_reports(compare_with, sets)
     for i, question_set in enumerate(sets):
         set_out = out_dir if len(sets) == 1 else out_dir / question_set.stem
         config = EvalConfig(
@@ -106,7 +116,8 @@ def eval_command(
         thresholds = thresholds_for(question_set)
         out.print(f"[bold]{escape(str(question_set))}[/]")
         _print_results(result, thresholds)
-        for path in _write(result, set_out, thresholds):
+        comparison = _compare(earlier[i], result)
+        for path in _write(result, set_out, thresholds, comparison):
             out.print(f"wrote {escape(str(path))}")
         failed |= bool(thresholds and _gate(result, thresholds))
     if failed and check:
@@ -121,6 +132,31 @@ def _articles(only: Path | None, read: Callable[[Path], list[str]]) -> list[str]
     except RagError as exc:
         err.print(f"[bold red]error:[/] {escape(str(exc))}")
         raise typer.Exit(2) from None
+
+
+def _earlier_reports(folder: Path | None, sets: list[Path]) -> list[dict | None]:
+    """The earlier report of each set (laid out as --out lays them), read before the run:
+    --compare may name the folder this run overwrites."""
+    if folder is None:
+        return [None] * len(sets)
+    from rag.evaluation.compare import load_report
+
+    try:
+        return [load_report(folder if len(sets) == 1 else folder / s.stem) for s in sets]
+    except RagError as exc:
+        err.print(f"[bold red]error:[/] {escape(str(exc))}")
+        raise typer.Exit(2) from None
+
+
+def _compare(earlier: dict | None, result: EvalResult) -> Comparison | None:
+    if earlier is None:
+        return None
+    from rag.evaluation.compare import compare
+    from rag.evaluation.report import comparison_table
+
+    comparison = compare(earlier, result.records["project"])
+    out.print(comparison_table(comparison))
+    return comparison
 
 
 def _reuse_index(config: EvalConfig, corpus: Path) -> EvalConfig:
@@ -161,11 +197,16 @@ def _print_results(result: EvalResult, thresholds: Thresholds | None) -> None:
     out.print(f"{failed} of {result.meta['questions']} questions failed a check (see report.md)")
 
 
-def _write(result: EvalResult, out_dir: Path, thresholds: Thresholds | None) -> list[Path]:
+def _write(
+    result: EvalResult,
+    out_dir: Path,
+    thresholds: Thresholds | None,
+    comparison: Comparison | None = None,
+) -> list[Path]:
     from rag.evaluation.report import write_reports
 
     try:
-        return write_reports(result, out_dir, thresholds)
+        return write_reports(result, out_dir, thresholds, comparison)
     except OSError as exc:
         err.print(f"[bold red]error:[/] cannot write the reports: {escape(str(exc))}")
         raise typer.Exit(1) from None

@@ -9,6 +9,8 @@ from typing import Any
 
 from rich.table import Table
 
+from rag.evaluation.compare import Comparison
+from rag.evaluation.compare import markdown as comparison_markdown
 from rag.evaluation.runner import (
     LOWER_IS_BETTER,
     SYSTEMS,
@@ -149,18 +151,47 @@ def kind_table(result: EvalResult) -> Table:
 
 
 def write_reports(
-    result: EvalResult, out: Path, thresholds: Thresholds | None = None
+    result: EvalResult,
+    out: Path,
+    thresholds: Thresholds | None = None,
+    comparison: Comparison | None = None,
 ) -> list[Path]:
-    """Write report.json, report.md and the plots into ``out``; return their paths."""
+    """Write report.json, report.md and the plots into ``out``; return their paths.
+    ``comparison``: this run against an earlier one (``rag eval --compare``)."""
     out.mkdir(parents=True, exist_ok=True)
+    data = result.to_dict()
+    if comparison is not None:
+        data["comparison"] = comparison.to_dict()
     json_path = out / "report.json"
-    json_path.write_text(
-        json.dumps(result.to_dict(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
-    )
+    json_path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     plots = write_plots(result, out)
     md_path = out / "report.md"
-    md_path.write_text(markdown(result, thresholds, [p.name for p in plots]), encoding="utf-8")
+    text = markdown(result, thresholds, [p.name for p in plots])
+    if comparison is not None:
+        text += "\n" + comparison_markdown(comparison)
+    md_path.write_text(text, encoding="utf-8")
     return [json_path, md_path, *plots]
+
+
+def comparison_table(comparison: Comparison) -> Table:
+    table = Table(title=f"Compared with {comparison.earlier} ({comparison.matched} questions)")
+    for column in ("metric", "n", "before", "now", "change", "95% interval"):
+        table.add_column(column, justify="left" if column == "metric" else "right")
+    for m in comparison.metrics:
+        interval = f"{m.low:+.3f} … {m.high:+.3f}"
+        table.add_row(
+            m.label,
+            str(m.questions),
+            f"{m.before:.3f}",
+            f"{m.after:.3f}",
+            f"{m.change:+.3f}",
+            interval if m.beyond_noise else f"[dim]{interval} ({m.verdict})[/]",
+        )
+    table.caption = (
+        f"better now: {len(comparison.gained)}, worse now: {len(comparison.lost)} "
+        "(the questions are listed in report.md)"
+    )
+    return table
 
 
 def _md_table(header: list[str], rows: list[list[str]]) -> str:
