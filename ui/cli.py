@@ -33,8 +33,12 @@ def serve(
     host = host or settings.host
     port = port or settings.port
     try:
+        # The web app is built before the engine starts its background threads (index
+        # refresh, model load): Python 3.11's ast.parse is not thread-safe (CPython
+        # gh-106905), and Gradio parses its components' source while numpy parses each
+        # .npy header the refresh opens. Together they failed a start now and then.
+        app = create_app(settings, engine=lambda: get_engine(settings))
         engine = get_engine(settings)  # load the model and index before taking requests
-        app = create_app(settings, engine=lambda: engine)
     except RagError as exc:
         err.print(f"[bold red]error:[/] {escape(str(exc))}")
         raise typer.Exit(exc.exit_code) from None
