@@ -144,9 +144,11 @@ def remove_articles(doc_ids: list[str], settings: Settings) -> int:
 
 
 def publish(store: IndexStore, settings: Settings, removed: bool, progress: bool = False) -> None:
-    """Bump the corpus version (readers reload), then bring the BM25 index up to date."""
+    """Write the search index whole, bump the corpus version (readers reload), then bring
+    the BM25 index up to date."""
     from rag.lexical import Analyzer, load_synonyms, sync_lexical
 
+    store.save_search_index()
     version = store.write_version(fingerprint(settings), removed=removed)
     sync_lexical(store, Analyzer(load_synonyms(settings)), version=version, progress=progress)
 

@@ -45,6 +45,8 @@ from rag.models import SourceDocument
 from rag.settings import Settings
 
 log = logging.getLogger(__name__)
+DEFAULT_SYNC_THRESHOLD = 1000  # Chroma's: rows between two writes of the HNSW index
+NO_SUCH_CHUNK = "no-such-chunk"  # chunk ids are "<doc>:<hash>:c<n>"
 
 # Documents need no vector; Chroma wants one of a fixed size per collection.
 _NO_VECTOR = [1.0]
@@ -278,6 +280,41 @@ class IndexStore:
         except Exception as exc:  # noqa: BLE001  (a read-only index still answers)
             log.warning(
                 "could not set the index's search_ef to %s: %s", self.settings.search_ef, exc
+            )
+
+    def save_search_index(self) -> None:
+        """Write the chunks' HNSW index to disk now, holding every row added so far.
+
+        Chroma's embedded store writes it every ``sync_threshold`` (1,000) rows, and each
+        process that opens the index adds the rows since then again, in parallel. With
+        Chroma 1.5 that left a chunk out of the search in some processes and not in others:
+        on the archive, the nearest chunk of a question was missing in 2 of 4 starts, and
+        an answer changed between two runs of the same eval. With nothing left to add,
+        every process searches the same index. A Chroma server keeps its index itself.
+
+        Chroma has no call for it, and a process's store keeps the threshold it opened
+        with: a fresh process (the ingest holds the index's lock for it) sets the threshold
+        to 1, deletes an id no chunk has, which writes the index, and sets it back.
+        """
+        if self.settings.chroma_url:
+            return
+        import subprocess
+        import sys
+
+        where, name = str(self.settings.index_dir), self.chunks.name
+        code = f"from rag.store import write_search_index as w; w({where!r}, {name!r})"
+        try:
+            subprocess.run(
+                [sys.executable, "-c", code],
+                check=True,
+                capture_output=True,
+                text=True,
+                timeout=600,
+            )
+        except (OSError, subprocess.SubprocessError) as exc:
+            detail = getattr(exc, "stderr", "") or str(exc)
+            log.warning(
+                "could not write the search index whole (it still works): %s", detail[-500:]
             )
 
     # --- the corpus version ---------------------------------------------------------------
@@ -517,6 +554,24 @@ def _record_metadata(r: DocumentRecord) -> dict[str, Any]:
     if r.published_day is not None:
         meta["published_day"] = r.published_day
     return meta
+
+
+def write_search_index(index_dir: str, collection: str) -> None:
+    """``IndexStore.save_search_index``, in the fresh process it starts."""
+    import chromadb
+    from chromadb.config import Settings as ChromaSettings
+
+    client = chromadb.PersistentClient(
+        path=index_dir, settings=ChromaSettings(anonymized_telemetry=False, allow_reset=False)
+    )
+    chunks = client.get_collection(collection)
+    hnsw = (chunks.configuration_json or {}).get("hnsw") or {}
+    threshold = hnsw.get("sync_threshold") or DEFAULT_SYNC_THRESHOLD
+    try:
+        chunks.modify(configuration={"hnsw": {"sync_threshold": 1}})
+        chunks.delete(ids=[NO_SUCH_CHUNK])
+    finally:
+        chunks.modify(configuration={"hnsw": {"sync_threshold": threshold}})
 
 
 _VERSION_ID = "corpus-version"

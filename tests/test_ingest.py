@@ -276,3 +276,37 @@ def test_the_chunk_search_explores_as_many_candidates_as_set(tmp_path: Path) -> 
     )
     chunks = fresh.get_collection(f"{settings.collection}-chunks")
     assert chunks.configuration_json["hnsw"]["ef_search"] == 300
+
+
+def unsaved_search_rows(settings) -> int:  # noqa: ANN001
+    """Chunk rows Chroma's embedded store logged but has not written into the HNSW index on
+    disk: each process that opens the index adds them again (read from Chroma's own
+    SQLite tables: no API tells)."""
+    import sqlite3
+
+    chunks = IndexStore(settings).chunks
+    with sqlite3.connect(settings.index_dir / "chroma.sqlite3") as db:
+        (segment,) = db.execute(
+            "SELECT id FROM segments WHERE collection = ? AND scope = 'VECTOR'", (str(chunks.id),)
+        ).fetchone()
+        saved = db.execute("SELECT seq_id FROM max_seq_id WHERE segment_id = ?", (segment,))
+        saved_up_to = (saved.fetchone() or (0,))[0]
+        return db.execute(
+            "SELECT COUNT(*) FROM embeddings_queue WHERE topic LIKE ? AND seq_id > ?",
+            (f"%/{chunks.id}", saved_up_to),
+        ).fetchone()[0]
+
+
+def test_an_ingest_leaves_the_whole_search_index_on_disk(tmp_path: Path, corpus_dir: Path) -> None:
+    """Rows left for the next process to add again were added in parallel, and Chroma 1.5
+    then lost some from the search in some processes (``IndexStore.save_search_index``)."""
+    settings = make_settings(tmp_path / "index")
+    ingest_paths([corpus_dir], settings, progress=False)
+    assert IndexStore(settings).chunks.count() > 0
+    assert unsaved_search_rows(settings) == 0
+    store = IndexStore(settings)
+    assert store.chunks.configuration_json["hnsw"]["sync_threshold"] == 1000  # set back
+
+    (corpus_dir / "extra.txt").write_text("Extra headline\n\nA new article arrived today.\n")
+    ingest_paths([corpus_dir], settings, progress=False)
+    assert unsaved_search_rows(settings) == 0

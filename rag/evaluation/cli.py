@@ -141,11 +141,22 @@ def _earlier_reports(folder: Path | None, sets: list[Path]) -> list[dict | None]
         return [None] * len(sets)
     from rag.evaluation.compare import load_report
 
-    try:
-        return [load_report(folder if len(sets) == 1 else folder / s.stem) for s in sets]
-    except RagError as exc:
-        err.print(f"[bold red]error:[/] {escape(str(exc))}")
-        raise typer.Exit(2) from None
+    if not folder.exists():
+        err.print(f"[bold red]error:[/] --compare {escape(str(folder))} does not exist")
+        raise typer.Exit(2)
+    reports: list[dict | None] = []
+    for question_set in sets:
+        earlier = folder if len(sets) == 1 else folder / question_set.stem
+        if len(sets) > 1 and not (earlier / "report.json").exists():
+            err.print(f"[yellow]warning:[/] no earlier report of {question_set.stem} in {folder}")
+            reports.append(None)
+            continue
+        try:
+            reports.append(load_report(earlier))
+        except RagError as exc:
+            err.print(f"[bold red]error:[/] {escape(str(exc))}")
+            raise typer.Exit(2) from None
+    return reports
 
 
 def _compare(earlier: dict | None, result: EvalResult) -> Comparison | None:
