@@ -90,3 +90,18 @@ def test_an_unreadable_earlier_report_is_a_clear_error(tmp_path: Path, content: 
         (tmp_path / "report.json").write_text(content, encoding="utf-8")
     with pytest.raises(RagError, match="cannot read the earlier eval report"):
         load_report(tmp_path)
+
+
+def test_a_set_the_earlier_run_did_not_have_is_not_compared(tmp_path: Path) -> None:
+    """``rag eval --set a --set b --compare DIR`` with only DIR/a: b runs, uncompared."""
+    import typer
+
+    from rag.evaluation.cli import _earlier_reports
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "report.json").write_text(json.dumps(report(BEFORE)), encoding="utf-8")
+    earlier = _earlier_reports(tmp_path, [Path("sets/a.jsonl"), Path("sets/b.jsonl")])
+    assert earlier[0] is not None and earlier[0]["questions"]["project"] == BEFORE
+    assert earlier[1] is None
+    with pytest.raises(typer.Exit):
+        _earlier_reports(tmp_path / "nowhere", [Path("sets/a.jsonl")])
