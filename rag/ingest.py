@@ -194,6 +194,8 @@ class _Ingestor:
             self.duplicates.save(duplicates_path(self.store))
         if changed:
             publish(self.store, self.settings, self.removed_articles, self.progress)
+        elif records:  # an index written before its search index was saved whole
+            self.store.save_search_index()
 
     def _skip(self, path: Path | str, reason: str) -> None:
         log.warning("skipped %s: %s", path, reason)

@@ -310,3 +310,16 @@ def test_an_ingest_leaves_the_whole_search_index_on_disk(tmp_path: Path, corpus_
     (corpus_dir / "extra.txt").write_text("Extra headline\n\nA new article arrived today.\n")
     ingest_paths([corpus_dir], settings, progress=False)
     assert unsaved_search_rows(settings) == 0
+
+
+def test_an_index_written_before_is_saved_whole_by_the_next_ingest(
+    tmp_path: Path, corpus_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = make_settings(tmp_path / "index")
+    with monkeypatch.context() as patch:  # as versions before this one left it
+        patch.setattr(IndexStore, "save_search_index", lambda self: None)
+        ingest_paths([corpus_dir], settings, progress=False)
+    assert unsaved_search_rows(settings) > 0
+
+    again = ingest_paths([corpus_dir], settings, progress=False)
+    assert again.added == 0 and unsaved_search_rows(settings) == 0
