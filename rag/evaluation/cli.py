@@ -100,7 +100,7 @@ def eval_command(
     failed = False
     earlier = _earlier_reports(compare_with, sets)
     for i, question_set in enumerate(sets):
-        set_out = out_dir if len(sets) == 1 else out_dir / question_set.stem
+        set_out = set_folder(out_dir, question_set, sets)
         config = EvalConfig(
             question_set,
             corpus if i == 0 else None,  # the first set indexes the corpus; the rest reuse it
@@ -134,6 +134,12 @@ def _articles(only: Path | None, read: Callable[[Path], list[str]]) -> list[str]
         raise typer.Exit(2) from None
 
 
+def set_folder(root: Path, question_set: Path, sets: list[Path]) -> Path:
+    """Where a set's reports go under --out (and are found under --compare): the folder
+    itself for one set, a folder per set for several."""
+    return root if len(sets) == 1 else root / question_set.stem
+
+
 def _earlier_reports(folder: Path | None, sets: list[Path]) -> list[dict | None]:
     """The earlier report of each set (laid out as --out lays them), read before the run:
     --compare may name the folder this run overwrites."""
@@ -146,7 +152,7 @@ def _earlier_reports(folder: Path | None, sets: list[Path]) -> list[dict | None]
         raise typer.Exit(2)
     reports: list[dict | None] = []
     for question_set in sets:
-        earlier = folder if len(sets) == 1 else folder / question_set.stem
+        earlier = set_folder(folder, question_set, sets)
         if len(sets) > 1 and not (earlier / "report.json").exists():
             err.print(f"[yellow]warning:[/] no earlier report of {question_set.stem} in {folder}")
             reports.append(None)
