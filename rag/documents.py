@@ -58,6 +58,9 @@ class Document:
     suffix: str = ".txt"  # how the text is cleaned
     body_start: int = 0  # where cleaning starts (after front matter)
     duplicate_of: str | None = None  # set at ingest: the earliest-indexed near duplicate
+    # A title the text does not hold (an export's title field, front matter): embedded
+    # with the first chunk, so that a search by meaning finds what only the title says.
+    title_to_embed: str = ""
 
 
 def own_title(metadata: dict) -> str:
@@ -111,13 +114,24 @@ def load_document(
     return document_from_record(record, chunk_size, chunk_overlap)
 
 
+def title_outside_text(record: SourceRecord) -> str:
+    """The record's explicit title when its body does not hold it, else "": a news export
+    or feed gives a headline and a summary that does not repeat it. A file's headline is
+    its first line, and a page's is in its markup: those are read as text."""
+    title = " ".join((record.title or "").split())
+    body = " ".join(record.text[record.body_start :].split())
+    return title if title and title.casefold() not in body.casefold() else ""
+
+
 def record_hash(record: SourceRecord) -> str:
-    """Changes when the text or the metadata of an article changes."""
+    """Changes when the text or the metadata of an article changes, or how it is embedded."""
     meta = "\0".join(
         x or "" for x in (record.title, record.published, record.url, record.publisher)
     )
     reader = f"{record.suffix}{READER_VERSIONS.get(record.suffix, '')}"
-    return hashlib.sha256(f"{record.text}\0{meta}\0{reader}".encode()).hexdigest()
+    # Records indexed before titles were embedded are embedded again, the others kept.
+    embedded = "\0title-embedded" if title_outside_text(record) else ""
+    return hashlib.sha256(f"{record.text}\0{meta}\0{reader}{embedded}".encode()).hexdigest()
 
 
 def document_from_record(record: SourceRecord, chunk_size: int, chunk_overlap: int) -> Document:
@@ -140,6 +154,7 @@ def document_from_record(record: SourceRecord, chunk_size: int, chunk_overlap: i
         publisher=record.publisher,
         suffix=record.suffix,
         body_start=record.body_start,
+        title_to_embed=title_outside_text(record),
     )
     doc.chunks = chunk_spans(cleaned, chunk_size, chunk_overlap)
     doc.sentences, doc.paragraphs = sentence_spans(cleaned, doc.chunks)

@@ -283,15 +283,20 @@ class _Ingestor:
             return
         started = time.perf_counter()
         sentences = [s.text for d in docs for s, _ in d.sentences]
-        sentence_vectors = self.embedding.embed_documents(sentences)
+        titles = [d.title_to_embed for d in docs if d.title_to_embed]
+        vectors = self.embedding.embed_documents(sentences + titles)
+        sentence_vectors, title_vectors = vectors[: len(sentences)], iter(vectors[len(sentences) :])
         self.report.embed_seconds += time.perf_counter() - started
-        self.report.embedded_texts += len(sentences)
+        self.report.embedded_texts += len(sentences) + len(titles)
 
         for doc in docs:  # before the rows: chunks carry the duplicate group
             doc.duplicate_of = self._duplicate_of(doc, records)
         chunks, at = [], 0
         for doc in docs:
-            chunks.append(chunk_rows(doc, sentence_vectors[at : at + len(doc.sentences)]))
+            title_vector = next(title_vectors) if doc.title_to_embed else None
+            chunks.append(
+                chunk_rows(doc, sentence_vectors[at : at + len(doc.sentences)], title_vector)
+            )
             at += len(doc.sentences)
         self.store.add_rows(self.store.chunks, _concat(chunks))
         self.store.commit_documents([self._record(doc) for doc in docs], [d.text for d in docs])
@@ -422,12 +427,15 @@ def _base_metadata(doc: Document) -> dict[str, str | int]:
     return meta
 
 
-def chunk_vectors(doc: Document, sentence_vectors: np.ndarray) -> np.ndarray:
+def chunk_vectors(
+    doc: Document, sentence_vectors: np.ndarray, title_vector: np.ndarray | None = None
+) -> np.ndarray:
     """A chunk's vector: the normalised mean of the vectors of the sentences it holds.
 
     Each token is embedded once (as part of its sentence) instead of twice; a chunk
     without a whole sentence (a very long one split across chunks) takes the vector of
-    the sentence it starts in.
+    the sentence it starts in. The first chunk counts ``title_vector`` (a title the text
+    lacks, ``Document.title_to_embed``) as one more of its sentences.
     """
     dim = sentence_vectors.shape[1] if sentence_vectors.size else 0
     out = np.zeros((len(doc.chunks), dim), dtype=np.float32)
@@ -435,12 +443,17 @@ def chunk_vectors(doc: Document, sentence_vectors: np.ndarray) -> np.ndarray:
         inside = [n for n, (s, _) in enumerate(doc.sentences) if chunk.start <= s.start < chunk.end]
         if not inside:
             inside = [max((n for n, (_, c) in enumerate(doc.sentences) if c <= i), default=0)]
-        mean = sentence_vectors[inside].mean(axis=0)
+        vectors = sentence_vectors[inside]
+        if i == 0 and title_vector is not None:
+            vectors = np.vstack([vectors, title_vector])
+        mean = vectors.mean(axis=0)
         out[i] = mean / (np.linalg.norm(mean) or 1.0)
     return out
 
 
-def chunk_rows(doc: Document, sentence_vectors: np.ndarray) -> Rows:
+def chunk_rows(
+    doc: Document, sentence_vectors: np.ndarray, title_vector: np.ndarray | None = None
+) -> Rows:
     """A document's chunk rows; each carries the sentences that start in it."""
     key = row_key(doc.doc_id, doc.content_hash)
     base = _base_metadata(doc)
@@ -468,7 +481,7 @@ def chunk_rows(doc: Document, sentence_vectors: np.ndarray) -> Rows:
         ids=[f"{key}:c{i}" for i in range(len(doc.chunks))],
         texts=[c.text for c in doc.chunks],
         metadatas=metadatas,
-        embeddings=chunk_vectors(doc, sentence_vectors),
+        embeddings=chunk_vectors(doc, sentence_vectors, title_vector),
     )
 
 

@@ -323,3 +323,62 @@ def test_an_index_written_before_is_saved_whole_by_the_next_ingest(
 
     again = ingest_paths([corpus_dir], settings, progress=False)
     assert again.added == 0 and unsaved_search_rows(settings) == 0
+
+
+def test_a_title_the_text_lacks_is_embedded_with_the_first_chunk(tmp_path: Path) -> None:
+    """Two export records with the same text and different titles: the search by meaning
+    finds the one whose title answers, because its first chunk's vector holds the title."""
+    import json
+
+    from rag.components.embedding import load_embedding
+
+    text = "The decision was announced on Tuesday after a long meeting of the council."
+    records = [
+        {"id": "ferry", "title": "Harbour board approves new ferry terminal", "text": text},
+        {"id": "pass", "title": "Snowstorm closes the mountain pass to lorries", "text": text},
+    ]
+    export = tmp_path / "feed"
+    export.mkdir()
+    lines = "".join(json.dumps(r) + "\n" for r in records)
+    (export / "feed.jsonl").write_text(lines, encoding="utf-8")
+    settings = make_settings(tmp_path / "index")
+    report = ingest_paths([export], settings, progress=False)
+    assert report.embedded_texts == 2 + 2  # a sentence and a title each
+
+    store = IndexStore(settings)
+    question = load_embedding(settings).embed_query("Which ferry terminal was approved?")
+    similarity = dict(store.nearest(store.chunks, question, 2))
+    by_doc = {row.split(":")[0]: score for row, score in similarity.items()}
+    assert by_doc["ferry"] > by_doc["pass"] + 0.02
+
+
+def test_a_title_the_text_holds_is_not_embedded_twice(tmp_path: Path) -> None:
+    """A file's headline is its first sentence; an export whose text starts with its title
+    is read the same way. Neither changes the content hash of an index built before."""
+    import hashlib
+
+    from rag.documents import READER_VERSIONS, record_hash, title_outside_text
+    from rag.sources import SourceRecord
+
+    def record(title: str | None, text: str, body: str = "") -> SourceRecord:
+        return SourceRecord(
+            doc_id="a", source="a.jsonl#a", path=Path("a.jsonl"), text=text, suffix=".txt",
+            title=title, published=None, url=None, publisher=None,
+            body_start=text.index(body) if body else 0,  # after front matter
+        )  # fmt: skip
+
+    def hash_before(r: SourceRecord) -> str:  # record_hash as it was before titles
+        meta = "\0".join(x or "" for x in (r.title, r.published, r.url, r.publisher))
+        reader = f"{r.suffix}{READER_VERSIONS.get(r.suffix, '')}"
+        return hashlib.sha256(f"{r.text}\0{meta}\0{reader}".encode()).hexdigest()
+
+    held = [
+        record(None, "Ferry terminal approved\n\nThe board met."),  # a plain file
+        record("Ferry terminal approved", "Ferry  terminal\napproved. The board met."),
+        record("Ferry", "title: Ferry\n---\nFerry is approved.", body="Ferry is"),
+    ]
+    for r in held:
+        assert title_outside_text(r) == "" and record_hash(r) == hash_before(r)
+    lacking = record("Ferry terminal approved", "title: Ferry terminal approved\n---\nIt is.", "It")
+    assert title_outside_text(lacking) == "Ferry terminal approved"
+    assert record_hash(lacking) != hash_before(lacking)
