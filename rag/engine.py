@@ -311,6 +311,10 @@ class Engine:
         if found is None:
             return None
         candidates, table = found
+        if not table.terms:
+            # Only question and stop words ("Why was it?"): nothing to look for, and the
+            # nearest sentences by meaning alone would answer at random.
+            return None
         corpus = candidates.corpus
         logits = self.model.sentence.logits(table.values)
         best = int(np.argmax(logits))

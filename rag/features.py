@@ -196,7 +196,8 @@ def _article_held(
     feed record's title is not one of its sentences; a file's headline is)."""
     title = own_title(corpus.sentences.metadatas[rows[0]])
     in_title = set(corpus.sentence_lexical.terms(title)) if title else set()
-    return held[rows].any(axis=0, keepdims=True) | np.asarray([[t in in_title for t in terms]])
+    in_title_row = np.asarray([[t in in_title for t in terms]], dtype=bool).reshape(1, len(terms))
+    return held[rows].any(axis=0, keepdims=True) | in_title_row
 
 
 def _share(held: np.ndarray) -> np.ndarray:

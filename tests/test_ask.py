@@ -105,6 +105,15 @@ def test_unanswerable_questions_are_refused(engine, question: str) -> None:  # n
     assert "don't say" in answer.answer
 
 
+@pytest.mark.parametrize("question", ["Why was it?", "why then?", "Who?", "And what is it?"])
+def test_a_question_of_only_question_and_stop_words_is_refused(engine, question: str) -> None:  # noqa: ANN001
+    """Nothing to look for: it is refused, not answered with the sentences nearest by
+    meaning alone (nor a crash, as "Why was it?" was)."""
+    answer = engine.ask(question)
+    assert answer.refused and answer.citations == []
+    assert "don't say" in answer.answer
+
+
 @pytest.mark.parametrize(
     "search",
     # "threat": the sentence has "threatened" (stem "threaten", not "threat")
