@@ -341,7 +341,7 @@ class Engine:
         )
 
     def _best_per_side(self, candidates: Candidates, reading: Question) -> list[int]:
-        """For "A's and B's …" questions, the best sentence about each side."""
+        """For "A's and B's …" and two-part questions, the best sentence for each side."""
         rows = []
         for side in sides(reading.text):
             vector = self.embedding.embed_query(side)
@@ -454,7 +454,7 @@ class Evidence:
     probs: np.ndarray  # per candidate sentence: probability that it answers
     answerable: float  # probability that the evidence answers the question
     passages: list[Passage]
-    sides: list[int]  # best sentence of each side of an "A's and B's" question
+    sides: list[int]  # best sentence of each side of an "A's and B's" or two-part question
     keyword_row: int | None = None  # a keyword search: the best sentence holding every keyword
 
 

@@ -206,10 +206,32 @@ _MAY_BE_CAPITALISED = re.compile(rf"(?<!\S)[{_PUNCT_CLASS}]*(?=[^\W\d_])(?![a-z]
 _FIRST_WORD = re.compile(rf"(?<!\S)\S*[^\s{_PUNCT_CLASS}]")
 
 
-# "Kyiv's and Moscow's conditions": the same asked of two sides. Each side is searched
-# for on its own so that the answer quotes both.
+# "Kyiv's and Moscow's conditions": the same asked of two sides; "Who won, and by how
+# much?": two questions in one. Each side is scored on its own so that the answer quotes
+# both (on the fitting half, two-part questions with both key facts quoted: 1 → 5 of 8).
 def sides(question: str) -> list[str]:
-    """The two sub-questions of "A's and B's …" or "… A and B each", else none."""
+    """The two sub-questions of "A's and B's …", or of two questions joined as one ("Who
+    won, and by how much?"), else none."""
+    return _possessive_sides(question) or _joined_questions(question)
+
+
+# ", and" then a question word, perhaps after a preposition: "…, and in how many …?"
+_JOINED = re.compile(
+    r",\s+and\s+(?P<second>(?:(?:in|for|from|to|by|at|with|of|on|since|until)\s+)?"
+    r"(?:what|which|who|whom|whose|when|where|why|how)\b)",
+    re.IGNORECASE,
+)
+
+
+def _joined_questions(question: str) -> list[str]:
+    match = _JOINED.search(question)
+    if match is None:
+        return []
+    first, second = question[: match.start()].strip(), question[match.start("second") :].strip()
+    return [f"{first}?", second] if first else []
+
+
+def _possessive_sides(question: str) -> list[str]:
     ws = question.split()
     for i in range(1, len(ws) - 1):
         left, word, right = ws[i - 1], ws[i], ws[i + 1]

@@ -91,6 +91,32 @@ def test_a_question_about_two_sides_quotes_both(engine) -> None:  # noqa: ANN001
 
 
 @pytest.mark.parametrize(
+    ("question", "first", "second"),
+    [
+        (
+            "What did Putin say about reopening negotiations, and when did the Kursk "
+            "incursion begin?",
+            "reopen peace negotiations",
+            "August 6",
+        ),
+        (
+            "Which long-range missiles does Zelensky want from the UK, and what are "
+            "Russia's basic conditions for talks?",
+            "Storm Shadow",
+            "basic conditions",
+        ),
+    ],
+)
+def test_two_questions_asked_as_one_are_both_answered(
+    engine, question: str, first: str, second: str
+) -> None:  # noqa: ANN001
+    """Each question gets its own best sentence: the second was missing from both answers
+    when they were scored as one."""
+    answer = engine.ask(question)
+    assert first in answer.answer and second in answer.answer, answer.answer
+
+
+@pytest.mark.parametrize(
     "question",
     [
         "What did China propose as a peace plan for Ukraine?",

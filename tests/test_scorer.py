@@ -134,6 +134,25 @@ def test_a_question_about_two_sides_is_split() -> None:
 
 
 @pytest.mark.parametrize(
+    ("question", "parts"),
+    [
+        (
+            "Who won the final, and by how much?",
+            ["Who won the final?", "by how much?"],
+        ),
+        (
+            "How many nominations did the film get, and in how many categories is it listed?",
+            ["How many nominations did the film get?", "in how many categories is it listed?"],
+        ),
+        ("Which member has retired and is not on the tour?", []),  # one question
+        ("What did the council decide, and the mayor?", []),  # no second question word
+    ],
+)
+def test_two_questions_asked_as_one_are_split(question: str, parts: list[str]) -> None:
+    assert sides(question) == parts
+
+
+@pytest.mark.parametrize(
     ("sentence", "needs"),
     [
         ("He said the talks would resume in March.", True),
