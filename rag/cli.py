@@ -78,6 +78,44 @@ def ingest(
 
 
 @app.command()
+def remove(
+    doc_ids: Annotated[
+        list[str] | None, typer.Argument(help="Article ids, as `rag sources` lists them.")
+    ] = None,
+    source: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--source",
+            help="Every article read from this file or folder, e.g. seeds/ (repeatable).",
+        ),
+    ] = None,
+) -> None:
+    """Remove articles from the index: by id, or all those read from a file or folder."""
+    from rag.errors import BadQuestionError
+    from rag.ingest import articles_from, remove_articles
+    from rag.store import IndexStore
+
+    settings = get_settings()
+    try:
+        if not doc_ids and not source:
+            raise BadQuestionError("name the articles to remove: ids, or --source PATH")
+        records = IndexStore(settings).document_records()
+        if unknown := sorted(set(doc_ids or []) - set(records)):
+            raise BadQuestionError(
+                f"not in the index: {', '.join(unknown[:5])}; `rag sources` lists the articles"
+            )
+        wanted = sorted(set(doc_ids or []) | set(articles_from(records, source or [])))
+        if source and not wanted:
+            paths = ", ".join(str(p) for p in source)
+            raise BadQuestionError(f"no indexed article was read from {paths}")
+        removed = remove_articles(wanted, settings)
+    except RagError as exc:
+        raise fail(exc) from None
+    chunks = sum(records[d].chunks for d in wanted)
+    out.print(f"{removed} articles removed ({chunks} chunks)")
+
+
+@app.command()
 def ask(
     questions: Annotated[list[str], typer.Argument(help="One or more questions.")],
     json_output: Annotated[

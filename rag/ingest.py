@@ -38,7 +38,7 @@ from rag.duplicates import DuplicateIndex
 from rag.errors import IndexUnavailableError, RagError
 from rag.retrieve import row_key
 from rag.settings import REPO_ROOT, Settings
-from rag.sources import SkippedRecord, SourceRecord, read_sources, source_files
+from rag.sources import SkippedRecord, SourceRecord, read_sources, relative_name, source_files
 from rag.store import DocumentRecord, IndexStore, Rows, pack_vectors, writing_index
 
 if TYPE_CHECKING:
@@ -132,15 +132,42 @@ def ingest_paths(
 
 
 def remove_articles(doc_ids: list[str], settings: Settings) -> int:
-    """Delete articles from the index (and so from every reader's BM25 index)."""
+    """Delete articles from the index (and so from every reader's BM25 index and the
+    near-duplicate index)."""
     if not doc_ids:
         return 0
     with ingest_lock(settings):
         store = IndexStore(settings)
         for doc_id in doc_ids:
             store.delete_document(doc_id)
+        _forget_duplicates(store, doc_ids)
         publish(store, settings, removed=True)
     return len(doc_ids)
+
+
+def _forget_duplicates(store: IndexStore, doc_ids: list[str]) -> None:
+    """Drop removed articles from the saved near-duplicate index, if there is one: else the
+    next ingest finds it stale and rebuilds it from every article's text."""
+    path = duplicates_path(store)
+    try:
+        index = DuplicateIndex.load(path)
+    except (OSError, ValueError, EOFError, pickle.UnpicklingError):
+        return
+    for doc_id in doc_ids:
+        index.remove(doc_id)
+    index.save(path)
+
+
+def articles_from(records: dict[str, DocumentRecord], paths: list[Path]) -> list[str]:
+    """Ids of the indexed articles read from these files or folders (a file may be an
+    export: each of its records is an article)."""
+    names = [relative_name(p, REPO_ROOT).rstrip("/") for p in paths]
+
+    def read_from(doc_id: str, source: str) -> bool:
+        file = source.removesuffix(f"#{doc_id}")
+        return any(file == name or file.startswith(f"{name}/") for name in names)
+
+    return sorted(d for d, r in records.items() if read_from(d, r.source))
 
 
 def publish(store: IndexStore, settings: Settings, removed: bool, progress: bool = False) -> None:

@@ -382,3 +382,51 @@ def test_a_title_the_text_holds_is_not_embedded_twice(tmp_path: Path) -> None:
     lacking = record("Ferry terminal approved", "title: Ferry terminal approved\n---\nIt is.", "It")
     assert title_outside_text(lacking) == "Ferry terminal approved"
     assert record_hash(lacking) != hash_before(lacking)
+
+
+def test_rag_remove_by_id_and_by_source(
+    tmp_path: Path, corpus_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`rag remove`: an export's records by --source, an article by id; the near-duplicate
+    index follows (the next ingest need not rebuild it); bad input removes nothing."""
+    import json
+
+    from typer.testing import CliRunner
+
+    import rag.cli
+    from rag.duplicates import DuplicateIndex
+    from rag.ingest import duplicates_path
+
+    feed = tmp_path / "feed"
+    feed.mkdir()
+    records = [
+        {"id": "ferry-1", "title": "Ferry terminal approved", "text": "It costs 48m kroner."},
+        {"id": "pass-1", "title": "Storm closes pass", "text": "Snow closed the pass on Monday."},
+    ]
+    (feed / "feed.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records), "utf-8")
+    settings = make_settings(tmp_path / "index")
+    ingest_paths([corpus_dir, feed], settings, progress=False)
+    monkeypatch.setattr(rag.cli, "get_settings", lambda: settings)
+
+    def rag_command(*args: str):  # noqa: ANN202
+        return CliRunner().invoke(rag.cli.app, list(args))
+
+    def indexed() -> set[str]:
+        return set(IndexStore(settings).document_records())
+
+    everything = indexed()
+    for bad in [(), ("no-such-article",), ("--source", str(tmp_path / "elsewhere"))]:
+        run = rag_command("remove", *bad)
+        assert run.exit_code == 2 and "error:" in run.output
+    assert indexed() == everything
+
+    run = rag_command("remove", "--source", str(feed / "feed.jsonl"))
+    assert run.exit_code == 0 and "2 articles removed" in run.output, run.output
+    assert indexed() == {"000_8d93e48187a857e9", "003_042faa28e221901a"}
+    run = rag_command("remove", "000_8d93e48187a857e9")
+    assert run.exit_code == 0 and "1 articles removed" in run.output
+    assert indexed() == {"003_042faa28e221901a"}
+    assert set(DuplicateIndex.load(duplicates_path(IndexStore(settings))).doc_ids()) == indexed()
+
+    answer = Engine(settings, auto_ingest=False).ask("How much will the ferry terminal cost?")
+    assert all(c.doc_id == "003_042faa28e221901a" for c in answer.citations)
