@@ -127,8 +127,8 @@ def writing_index(index_dir: Path) -> Iterator[None]:
                 os.close(_open_locks.pop(key))
             raise IndexUnavailableError(
                 f"the index at {index_dir} is open in another process (a running "
-                "`rag serve`?). Stop it, then ingest; to add articles while the chat runs, "
-                "keep the index on a Chroma server (RAG_CHROMA_URL)"
+                "`rag serve`?). Stop it, then try again; to add or remove articles while "
+                "the chat runs, keep the index on a Chroma server (RAG_CHROMA_URL)"
             ) from None
     try:
         yield

@@ -418,6 +418,10 @@ def test_rag_remove_by_id_and_by_source(
     for bad in [(), ("no-such-article",), ("--source", str(tmp_path / "elsewhere"))]:
         run = rag_command("remove", *bad)
         assert run.exit_code == 2 and "error:" in run.output
+    with other_process(settings, "store = IndexStore(settings)"):  # a running `rag serve`
+        run = rag_command("remove", "pass-1")
+        assert run.exit_code == IndexUnavailableError.exit_code
+        assert "open in another process" in " ".join(run.output.split())
     assert indexed() == everything
 
     run = rag_command("remove", "--source", str(feed / "feed.jsonl"))
