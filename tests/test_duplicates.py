@@ -85,6 +85,23 @@ def test_save_and_load(index: DuplicateIndex, texts: dict[str, str], tmp_path: P
     assert duplicate_groups(loaded) == [["late_copy", "wire_original", "wire_syndicated"]]
 
 
+def test_an_index_saved_by_an_earlier_version_rebuilds_its_lsh_tables(
+    index: DuplicateIndex, texts: dict[str, str], tmp_path: Path
+) -> None:
+    """Files written before the LSH tables were saved hold only the signatures."""
+    import pickle
+
+    path = tmp_path / "index.pkl"
+    index.save(path)
+    state = pickle.loads(path.read_bytes())
+    assert state.pop("lsh") is not None
+    path.write_bytes(pickle.dumps(state))
+    loaded = DuplicateIndex.load(path)
+    assert loaded.query(texts["wire_original"]) == ["wire_original", "wire_syndicated"]
+    loaded.remove("wire_syndicated")  # the tables are the index's own, not the file's
+    assert loaded.query(texts["wire_original"]) == ["wire_original"]
+
+
 def test_load_rejects_other_files(tmp_path: Path) -> None:
     path = tmp_path / "other.pkl"
     path.write_bytes(b"\x80\x05N.")  # a pickled None
