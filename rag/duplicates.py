@@ -140,7 +140,10 @@ class DuplicateIndex:
         """An index written by ``save``; the LSH tables are rebuilt from the signatures
         when the file has none (written by an earlier version)."""
         with path.open("rb") as f:
-            state = pickle.load(f)
+            try:
+                state = pickle.load(f)
+            except (AttributeError, ImportError, TypeError) as exc:  # another datasketch
+                raise ValueError(f"{path} was written by another version: {exc}") from exc
         if not isinstance(state, dict) or state.get("format") != _FORMAT:
             raise ValueError(f"{path} is not a duplicate index (format {_FORMAT})")
         index = cls(state["threshold"])

@@ -107,6 +107,10 @@ def test_load_rejects_other_files(tmp_path: Path) -> None:
     path.write_bytes(b"\x80\x05N.")  # a pickled None
     with pytest.raises(ValueError, match="not a duplicate index"):
         DuplicateIndex.load(path)
+    # A class that is gone (another datasketch): as unreadable, so the caller rebuilds.
+    path.write_bytes(b"cdatasketch_gone\nLSH\n.")  # a pickled reference to a class
+    with pytest.raises(ValueError, match="another version"):
+        DuplicateIndex.load(path)
 
 
 @pytest.mark.skipif(not BBC.is_dir(), reason=f"BBC archive not present at {BBC}")
