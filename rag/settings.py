@@ -86,6 +86,14 @@ class Settings(BaseSettings):
         description="Candidates Chroma's HNSW search explores per question: at its default "
         "(100) a search for 60 chunks misses some of the nearest.",
     )
+    search_links: int = Field(
+        default=32,
+        ge=8,
+        le=64,
+        description="Links per chunk in a new index's HNSW graph (fixed when the index is "
+        "made). At Chroma's default (16) up to 0.7% of chunks were unreachable by "
+        "meaning; 32 costs ~130 MB more at 100,000 articles.",
+    )
     synonyms_file: Path | None = Field(
         default=None,
         description="Extra spellings for BM25, one 'variant canonical' pair per line.",

@@ -439,10 +439,15 @@ def test_rag_remove_by_id_and_by_source(
 def test_a_new_index_links_its_chunks_densely_enough_to_reach_them(tmp_path: Path) -> None:
     """The chunk search of a new index is built with more links than Chroma's default (see
     ``IndexStore._collection``), read back from Chroma's own configuration."""
-    from rag.store import HNSW_BUILD_EF, HNSW_LINKS
+    from rag.store import HNSW_BUILD_EF
 
-    hnsw = IndexStore(make_settings(tmp_path / "index")).chunks.configuration_json["hnsw"]
-    assert (hnsw["max_neighbors"], hnsw["ef_construction"]) == (HNSW_LINKS, HNSW_BUILD_EF)
+    settings = make_settings(tmp_path / "index")
+    hnsw = IndexStore(settings).chunks.configuration_json["hnsw"]
+    assert (hnsw["max_neighbors"], hnsw["ef_construction"]) == (32, HNSW_BUILD_EF)
+    assert settings.search_links == 32
+    fewer = make_settings(tmp_path / "smaller", search_links=16)  # RAG_SEARCH_LINKS=16
+    hnsw = IndexStore(fewer).chunks.configuration_json["hnsw"]
+    assert hnsw["max_neighbors"] == 16
 
 
 BBC = Path(__file__).resolve().parents[2] / "shared" / "corpora" / "bbc"
