@@ -149,9 +149,8 @@ def _forget_duplicates(store: IndexStore, doc_ids: list[str]) -> None:
     """Drop removed articles from the saved near-duplicate index, if there is one: else the
     next ingest finds it stale and rebuilds it from every article's text."""
     path = duplicates_path(store)
-    try:
-        index = DuplicateIndex.load(path)
-    except (OSError, ValueError, EOFError, pickle.UnpicklingError):
+    index = _saved_duplicates(path)
+    if index is None:
         return
     for doc_id in doc_ids:
         index.remove(doc_id)
@@ -163,11 +162,17 @@ def articles_from(records: dict[str, DocumentRecord], paths: list[Path]) -> list
     export: each of its records is an article)."""
     names = [relative_name(p, REPO_ROOT).rstrip("/") for p in paths]
 
-    def read_from(doc_id: str, source: str) -> bool:
-        file = source.removesuffix(f"#{doc_id}")
+    def read_from(record: DocumentRecord) -> bool:
+        file = source_file(record.source, record.doc_id)
         return any(file == name or file.startswith(f"{name}/") for name in names)
 
-    return sorted(d for d, r in records.items() if read_from(d, r.source))
+    return sorted(d for d, r in records.items() if read_from(r))
+
+
+def source_file(source: str, doc_id: str) -> str:
+    """The file an article was read from: its source, or an export record's
+    ``<file>#<doc_id>`` without the record's id."""
+    return source.removesuffix(f"#{doc_id}")
 
 
 def publish(store: IndexStore, settings: Settings, removed: bool, progress: bool = False) -> None:
@@ -241,8 +246,8 @@ class _Ingestor:
                 self._skip(item.source, item.reason)
                 continue
             self.report.doc_ids.add(item.doc_id)
-            if "#" in item.source:
-                exports.add(item.source.rsplit("#", 1)[0])
+            if (file := source_file(item.source, item.doc_id)) != item.source:
+                exports.add(file)
             self.report.files += 1
             record = records.get(item.doc_id)
             if record is not None and (record.content_hash, record.fingerprint) == (
@@ -375,7 +380,7 @@ class _Ingestor:
         for doc_id, record in records.items():
             if doc_id in seen:
                 continue
-            name = record.source.rsplit("#", 1)[0] if "#" in record.source else record.source
+            name = source_file(record.source, doc_id)
             path = Path(name)
             path = path if path.is_absolute() else REPO_ROOT / path
             if not path.exists() or name in exports:
@@ -403,15 +408,20 @@ def duplicates_path(store: IndexStore) -> Path:
 def load_duplicates(store: IndexStore, records: dict[str, DocumentRecord]) -> DuplicateIndex:
     """The saved index when it covers exactly the committed articles; else rebuilt from the
     texts stored in Chroma (a replica, a crash between commit and save, an old index)."""
-    path = duplicates_path(store)
+    index = _saved_duplicates(duplicates_path(store))
+    if index is not None and set(index.doc_ids()) == set(records):
+        return index
+    return rebuild_duplicates(store)
+
+
+def _saved_duplicates(path: Path) -> DuplicateIndex | None:
+    """The saved near-duplicate index, or None when there is none or it cannot be read."""
     try:
-        index = DuplicateIndex.load(path)
-        if set(index.doc_ids()) == set(records):
-            return index
+        return DuplicateIndex.load(path)
     except (OSError, ValueError, EOFError, pickle.UnpicklingError) as exc:
         if path.exists():
             log.warning("duplicate index at %s unreadable (%s): rebuilding it", path, exc)
-    return rebuild_duplicates(store)
+        return None
 
 
 def rebuild_duplicates(store: IndexStore) -> DuplicateIndex:
