@@ -21,7 +21,8 @@ if TYPE_CHECKING:
     from rag.sources import SourceRecord
 
 # Bump when cleaning, chunking or sentence splitting changes, so re-ingest rebuilds.
-PIPELINE_VERSION = "4"  # 4: sources (exports, encodings), metadata, duplicates
+# 4: sources (exports, encodings), metadata, duplicates; 5: sentences embedded after the title
+PIPELINE_VERSION = "5"
 # Bumped when how one kind of source is read changes: its articles are read again on the
 # next ingest, the others kept. html 2: a character reference ("&#8217;") no longer splits
 # a sentence into quotes.
@@ -61,6 +62,22 @@ class Document:
     # A title the text does not hold (an export's title field, front matter): embedded
     # with the first chunk, so that a search by meaning finds what only the title says.
     title_to_embed: str = ""
+
+    def titled_sentences(self) -> list[str | None]:
+        """Each sentence as it is embedded a second time, after the article's title (see
+        ``after_title``); None where the title adds nothing."""
+        title = "" if self.title == self.doc_id else self.title
+        return [after_title(title, span.text) for span, _ in self.sentences]
+
+
+def after_title(title: str, sentence: str) -> str | None:
+    """ "<title>. <sentence>": a sentence read in its article's context. "He will now play
+    Gaston Gaudio" is about a tennis match only after "Nadal reaches Buenos Aires last
+    eight". None for an untitled article and for the headline itself."""
+    title = " ".join(title.split())
+    if not title or " ".join(sentence.split()).casefold() == title.casefold():
+        return None
+    return f"{title}{' ' if title[-1] in '.!?:' else '. '}{sentence}"
 
 
 def own_title(metadata: dict) -> str:

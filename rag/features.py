@@ -46,6 +46,11 @@ SENTENCE_FEATURES = (
     "centred_dense",  # cosine of the question and the sentence minus its article's mean
     "beyond_headline",  # share it holds of the question terms its headline lacks
     "beyond_lede",  # share it holds of the question terms its headline and lede lack
+    # The sentence embedded after its article's title: "He will now play Gaudio" is about
+    # the match the headline names (``Document.titled_sentences``).
+    "titled_dense",  # cosine of that vector and the question's
+    "titled_dense_gap",  # titled_dense minus the best of all candidates
+    "titled_dense_in_article",  # titled_dense minus the best of its article
 )
 
 EVIDENCE_FEATURES = (
@@ -87,6 +92,7 @@ def sentence_features(
     held = counts > 0  # (sentences, terms): whether each sentence holds each term
     weights = np.asarray([idf.get(t, 0.0) for t in unique_terms], dtype=np.float32)
     dense = corpus.sentences.embeddings @ vector
+    titled = corpus.sentence_titled @ vector
     context = (corpus.chunks.embeddings @ vector)[corpus.sentence_chunk_row]
     bm25 = lexical.scores(counts, unique_terms)
     bm25 = bm25 / bm25.max() if bm25.max() > 0 else bm25
@@ -125,6 +131,9 @@ def sentence_features(
             # Weighed by the article's rank: they tell sentences of one article apart, and
             # must not lift a sentence of an article that answers something else.
             *(f * article for f in _within_article(corpus, articles, vector, held)),
+            titled,
+            titled - titled.max(),
+            articles.minus_best(titled),
         ]
     ).astype(np.float32)
     known = lexical.known_terms(unique_terms)

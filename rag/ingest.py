@@ -316,18 +316,25 @@ class _Ingestor:
         started = time.perf_counter()
         sentences = [s.text for d in docs for s, _ in d.sentences]
         titles = [d.title_to_embed for d in docs if d.title_to_embed]
-        vectors = self.embedding.embed_documents(sentences + titles)
-        sentence_vectors, title_vectors = vectors[: len(sentences)], iter(vectors[len(sentences) :])
+        in_context = [(n, t) for n, t in enumerate(t for d in docs for t in d.titled_sentences())]
+        in_context = [(n, t) for n, t in in_context if t is not None]
+        texts = sentences + titles + [t for _, t in in_context]
+        vectors = self.embedding.embed_documents(texts)
+        sentence_vectors = vectors[: len(sentences)]
+        title_vectors = iter(vectors[len(sentences) : len(sentences) + len(titles)])
+        titled_vectors = sentence_vectors.copy()  # the title adds nothing to a headline
+        titled_vectors[[n for n, _ in in_context]] = vectors[len(sentences) + len(titles) :]
         self.report.embed_seconds += time.perf_counter() - started
-        self.report.embedded_texts += len(sentences) + len(titles)
+        self.report.embedded_texts += len(texts)
 
         for doc in docs:  # before the rows: chunks carry the duplicate group
             doc.duplicate_of = self._duplicate_of(doc, records)
         chunks, at = [], 0
         for doc in docs:
             title_vector = next(title_vectors) if doc.title_to_embed else None
+            inside = slice(at, at + len(doc.sentences))
             chunks.append(
-                chunk_rows(doc, sentence_vectors[at : at + len(doc.sentences)], title_vector)
+                chunk_rows(doc, sentence_vectors[inside], title_vector, titled_vectors[inside])
             )
             at += len(doc.sentences)
         self.store.add_rows(self.store.chunks, _concat(chunks))
@@ -489,19 +496,26 @@ def chunk_vectors(
 
 
 def chunk_rows(
-    doc: Document, sentence_vectors: np.ndarray, title_vector: np.ndarray | None = None
+    doc: Document,
+    sentence_vectors: np.ndarray,
+    title_vector: np.ndarray | None = None,
+    titled_vectors: np.ndarray | None = None,
 ) -> Rows:
-    """A document's chunk rows; each carries the sentences that start in it."""
+    """A document's chunk rows; each carries the sentences that start in it, with their
+    vectors and their vectors after the title (``Document.titled_sentences``; the plain
+    ones when not given)."""
     key = row_key(doc.doc_id, doc.content_hash)
     base = _base_metadata(doc)
+    titled_vectors = sentence_vectors if titled_vectors is None else titled_vectors
     metadatas = []
     for i, c in enumerate(doc.chunks):
         inside = [n for n, (_, chunk) in enumerate(doc.sentences) if chunk == i]
         packed, scales = pack_vectors(sentence_vectors[inside])
+        titled, titled_scales = pack_vectors(titled_vectors[inside])
         sentences = [
             [doc.sentences[n][0].text, doc.sentences[n][0].start, doc.sentences[n][0].end]
-            + [doc.paragraphs[n], scale]
-            for n, scale in zip(inside, scales, strict=True)
+            + [doc.paragraphs[n], scale, titled_scale]
+            for n, scale, titled_scale in zip(inside, scales, titled_scales, strict=True)
         ]
         metadatas.append(
             {
@@ -512,6 +526,7 @@ def chunk_rows(
                 "first_sentence": inside[0] if inside else -1,
                 "sentences": json.dumps(sentences, ensure_ascii=False),
                 "sentence_vectors": packed,
+                "titled_vectors": titled,
             }
         )
     return Rows(

@@ -27,7 +27,8 @@ if TYPE_CHECKING:
 T = TypeVar("T", int, str)
 # A date range first looks this many times deeper into the unfiltered nearest chunks.
 DATE_OVERFETCH = 8
-_PACKED = ("sentences", "sentence_vectors")  # chunk metadata that carries its sentences
+# Chunk metadata that carries its sentences.
+_PACKED = ("sentences", "sentence_vectors", "titled_vectors")
 RRF_K = 60  # the constant from Cormack et al. (2009); damps the weight of top ranks
 
 
@@ -63,6 +64,8 @@ class Corpus:
     sentence_group: np.ndarray  # per sentence row: the id its article's copies share
     sentence_chunk_row: np.ndarray  # row in chunks of the chunk holding each sentence
     sentence_position: np.ndarray  # index of each sentence within its article
+    # Each sentence's vector embedded after its article's title (``Document.titled_sentences``).
+    sentence_titled: np.ndarray
     # True where the next sentence row continues the same paragraph of the same article.
     sentence_joins_next: np.ndarray
 
@@ -105,6 +108,9 @@ class Corpus:
                 dtype=int,
             ),
             sentence_joins_next=_joins_next(sentences.metadatas),
+            sentence_titled=np.concatenate([c.titled for c in read])
+            if read
+            else np.empty((0, 0), dtype=np.float32),
         )
 
 
@@ -118,6 +124,7 @@ class ReadChunk:
     embedding: np.ndarray
     sentences: Rows
     terms: list[list[str]]  # of each sentence
+    titled: np.ndarray  # each sentence's vector after the title
 
 
 class ChunkCache:
@@ -318,37 +325,42 @@ def _parse(chunks: Rows, lexical: LexicalIndex | None) -> list[ReadChunk]:
     """Each chunk row with the sentences packed in its metadata, their vectors and terms."""
     sentences = [_sentences_of(chunks, row) for row in range(len(chunks.ids))]
     # One call for all the chunks' sentences: most of their words are looked up, not stemmed.
-    texts = [text for rows in sentences for text in rows.texts]
+    texts = [text for rows, _ in sentences for text in rows.texts]
     terms = lexical.analyzer.terms_of(texts) if lexical is not None else [[] for _ in texts]
     out, start = [], 0
     for row, (chunk_id, meta) in enumerate(zip(chunks.ids, chunks.metadatas, strict=True)):
-        end = start + len(sentences[row].texts)
+        end = start + len(sentences[row][0].texts)
         out.append(
             ReadChunk(
                 row_id=chunk_id,
                 text=chunks.texts[row],
                 metadata={k: v for k, v in meta.items() if k not in _PACKED},
                 embedding=chunks.embeddings[row],
-                sentences=sentences[row],
+                sentences=sentences[row][0],
                 terms=terms[start:end],
+                titled=sentences[row][1],
             )
         )
         start = end
     return out
 
 
-def _sentences_of(chunks: Rows, row: int) -> Rows:
-    """The sentences packed in a chunk row's metadata, with their vectors."""
+def _sentences_of(chunks: Rows, row: int) -> tuple[Rows, np.ndarray]:
+    """The sentences packed in a chunk row's metadata, with their vectors, and their
+    vectors after the title."""
     chunk_id, meta = chunks.ids[row], chunks.metadatas[row]
     dim = chunks.embeddings.shape[1] if chunks.embeddings is not None else 0
     packed = json.loads(meta["sentences"])
-    vectors = (
-        unpack_vectors(meta["sentence_vectors"], [entry[4] for entry in packed], dim)
-        if packed
-        else np.empty((0, dim), dtype=np.float32)
-    )
+    vectors = titled = np.empty((0, dim), dtype=np.float32)
+    if packed:
+        vectors = unpack_vectors(meta["sentence_vectors"], [entry[4] for entry in packed], dim)
+        titled = (  # a row written before titled vectors (pipeline 4) reads as untitled
+            unpack_vectors(meta["titled_vectors"], [entry[5] for entry in packed], dim)
+            if "titled_vectors" in meta
+            else vectors
+        )
     ids, texts, metas = [], [], []
-    for k, (stored, start, end, paragraph, _) in enumerate(packed):
+    for k, (stored, start, end, paragraph, *_) in enumerate(packed):
         text, start, end = _quotable(stored, start, end)
         position = int(meta["first_sentence"]) + k
         ids.append(f"{chunk_id}:s{position}")
@@ -369,7 +381,7 @@ def _sentences_of(chunks: Rows, row: int) -> Rows:
                 "paragraph": paragraph,
             }
         )
-    return Rows(ids, texts, metas, vectors)
+    return Rows(ids, texts, metas, vectors), titled
 
 
 def _joins_next(metadatas: list[dict]) -> np.ndarray:

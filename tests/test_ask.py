@@ -208,7 +208,9 @@ def test_the_chunk_cache_keeps_the_most_recent_chunks() -> None:
 
     def chunk(row_id: str) -> ReadChunk:
         empty = Rows([], [], [], np.empty((0, 4), dtype=np.float32))
-        return ReadChunk(row_id, "text", {"doc_id": row_id}, np.zeros(4), empty, [])
+        return ReadChunk(
+            row_id, "text", {"doc_id": row_id}, np.zeros(4), empty, [], empty.embeddings
+        )
 
     cache = ChunkCache(max_chunks=2)
     cache.put([chunk("a"), chunk("b")])

@@ -110,3 +110,14 @@ def test_windows_newlines_offsets_match_open(tmp_path: Path) -> None:
 def test_quotes_leave_out_a_feeds_dateline_and_read_more(sentence: str, quoted: str) -> None:
     start, end = quotable(sentence)
     assert sentence[start:end] == quoted
+
+
+def test_a_sentence_is_read_after_its_title() -> None:
+    from rag.documents import after_title
+
+    assert after_title("Nadal reaches last eight", "He will now play Gaudio.") == (
+        "Nadal reaches last eight. He will now play Gaudio."
+    )
+    assert after_title("Is the deal off?", "Talks ended.") == "Is the deal off? Talks ended."
+    assert after_title("Nadal  reaches\nlast eight", "Nadal reaches last eight") is None
+    assert after_title("", "It rained.") is None

@@ -343,7 +343,7 @@ def test_a_title_the_text_lacks_is_embedded_with_the_first_chunk(tmp_path: Path)
     (export / "feed.jsonl").write_text(lines, encoding="utf-8")
     settings = make_settings(tmp_path / "index")
     report = ingest_paths([export], settings, progress=False)
-    assert report.embedded_texts == 2 + 2  # a sentence and a title each
+    assert report.embedded_texts == 2 * 3  # a sentence, a title, the sentence after its title
 
     store = IndexStore(settings)
     question = load_embedding(settings).embed_query("Which ferry terminal was approved?")
@@ -474,3 +474,44 @@ def test_every_chunk_is_found_by_its_own_vector(tmp_path: Path) -> None:
         if row_id not in {hit for hit, _ in store.nearest(store.chunks, np.asarray(vector), 10)}
     ]
     assert store.chunks.count() >= 1000 and lost == []
+
+
+def test_each_sentence_is_embedded_again_after_its_title(tmp_path: Path) -> None:
+    """A sentence that needs its article's context ("He will now play …") is stored with a
+    second vector, of the sentence after the title; the engine reads both. The headline
+    itself, and the sentences of an untitled record, keep their one vector."""
+    import json
+
+    from rag.components.embedding import load_embedding
+    from rag.engine import Engine
+    from rag.question import Question
+
+    corpus = tmp_path / "news"
+    corpus.mkdir()
+    (corpus / "nadal.txt").write_text(
+        "Nadal reaches Buenos Aires last eight\n\n"
+        "He beat Potito Starace 6-1 6-3. He will now play Gaston Gaudio.\n",
+        encoding="utf-8",
+    )
+    (corpus / "feed.jsonl").write_text(json.dumps({"id": "untitled", "text": "It rained."}) + "\n")
+    settings = make_settings(tmp_path / "index")
+    ingest_paths([corpus], settings, progress=False)
+
+    model = load_embedding(settings)
+    engine = Engine(settings, auto_ingest=False, embedding=model)
+    found = engine.candidates(Question.read("Whom will Nadal play next?"))
+    assert found is not None
+    corpus_rows = found[0].corpus
+    texts = corpus_rows.sentences.texts
+    plain, titled = corpus_rows.sentences.embeddings, corpus_rows.sentence_titled
+    expected = model.embed_documents(["Nadal reaches Buenos Aires last eight. " + texts[2]])[0]
+    assert texts[2] == "He will now play Gaston Gaudio."
+    assert float(titled[2] @ expected) > 0.99  # int8-packed: not bit-equal
+    assert float(titled[2] @ plain[2]) < 0.95
+    assert float(titled[0] @ plain[0]) > 0.99  # the headline
+    question = model.embed_query("Whom will Nadal play next?")
+    assert float(titled[2] @ question) > float(plain[2] @ question)
+    untitled = engine.candidates(Question.read("Did it rain?"), doc_ids=["untitled"])
+    assert untitled is not None
+    rows = untitled[0].corpus
+    assert float(rows.sentence_titled[0] @ rows.sentences.embeddings[0]) > 0.99
