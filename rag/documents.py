@@ -70,13 +70,22 @@ class Document:
         return [after_title(title, span.text) for span, _ in self.sentences]
 
 
+# A headline is a dozen words; a longer "title" (a file whose first line is a paragraph)
+# is cut, so that it neither crowds the sentence out of the model's 512 tokens nor makes
+# each of its article's sentences cost a paragraph.
+TITLE_CONTEXT_WORDS = 30
+
+
 def after_title(title: str, sentence: str) -> str | None:
-    """ "<title>. <sentence>": a sentence read in its article's context. "He will now play
-    Gaston Gaudio" is about a tennis match only after "Nadal reaches Buenos Aires last
+    """The sentence read in its article's context, "<title>. <sentence>": "He will now
+    play Gaston Gaudio" is about a tennis match only after "Nadal reaches Buenos Aires last
     eight". None for an untitled article and for the headline itself."""
-    title = " ".join(title.split())
-    if not title or " ".join(sentence.split()).casefold() == title.casefold():
+    words = title.split()
+    if not words or " ".join(sentence.split()).casefold() == " ".join(words).casefold():
         return None
+    if len(words) > TITLE_CONTEXT_WORDS:
+        return f"{' '.join(words[:TITLE_CONTEXT_WORDS])} … {sentence}"
+    title = " ".join(words)
     return f"{title}{' ' if title[-1] in '.!?:' else '. '}{sentence}"
 
 

@@ -121,3 +121,6 @@ def test_a_sentence_is_read_after_its_title() -> None:
     assert after_title("Is the deal off?", "Talks ended.") == "Is the deal off? Talks ended."
     assert after_title("Nadal  reaches\nlast eight", "Nadal reaches last eight") is None
     assert after_title("", "It rained.") is None
+    paragraph = " ".join(f"word{i}" for i in range(200))  # a first line that is no headline
+    cut = after_title(paragraph, "It rained.")
+    assert cut == " ".join(f"word{i}" for i in range(30)) + " … It rained."
