@@ -66,7 +66,7 @@ class Document:
     def titled_sentences(self) -> list[str | None]:
         """Each sentence as it is embedded a second time, after the article's title (see
         ``after_title``); None where the title adds nothing."""
-        title = "" if self.title == self.doc_id else self.title
+        title = own_title({"title": self.title, "doc_id": self.doc_id})
         return [after_title(title, span.text) for span, _ in self.sentences]
 
 

@@ -316,14 +316,14 @@ class _Ingestor:
         started = time.perf_counter()
         sentences = [s.text for d in docs for s, _ in d.sentences]
         titles = [d.title_to_embed for d in docs if d.title_to_embed]
-        in_context = [(n, t) for n, t in enumerate(t for d in docs for t in d.titled_sentences())]
-        in_context = [(n, t) for n, t in in_context if t is not None]
-        texts = sentences + titles + [t for _, t in in_context]
+        titled = [t for d in docs for t in d.titled_sentences()]
+        in_context = [n for n, t in enumerate(titled) if t is not None]
+        texts = sentences + titles + [titled[n] for n in in_context]
         vectors = self.embedding.embed_documents(texts)
         sentence_vectors = vectors[: len(sentences)]
         title_vectors = iter(vectors[len(sentences) : len(sentences) + len(titles)])
         titled_vectors = sentence_vectors.copy()  # the title adds nothing to a headline
-        titled_vectors[[n for n, _ in in_context]] = vectors[len(sentences) + len(titles) :]
+        titled_vectors[in_context] = vectors[len(sentences) + len(titles) :]
         self.report.embed_seconds += time.perf_counter() - started
         self.report.embedded_texts += len(texts)
 
@@ -334,7 +334,7 @@ class _Ingestor:
             title_vector = next(title_vectors) if doc.title_to_embed else None
             inside = slice(at, at + len(doc.sentences))
             chunks.append(
-                chunk_rows(doc, sentence_vectors[inside], title_vector, titled_vectors[inside])
+                chunk_rows(doc, sentence_vectors[inside], titled_vectors[inside], title_vector)
             )
             at += len(doc.sentences)
         self.store.add_rows(self.store.chunks, _concat(chunks))
@@ -498,15 +498,13 @@ def chunk_vectors(
 def chunk_rows(
     doc: Document,
     sentence_vectors: np.ndarray,
+    titled_vectors: np.ndarray,
     title_vector: np.ndarray | None = None,
-    titled_vectors: np.ndarray | None = None,
 ) -> Rows:
     """A document's chunk rows; each carries the sentences that start in it, with their
-    vectors and their vectors after the title (``Document.titled_sentences``; the plain
-    ones when not given)."""
+    vectors and their vectors after the title (``Document.titled_sentences``)."""
     key = row_key(doc.doc_id, doc.content_hash)
     base = _base_metadata(doc)
-    titled_vectors = sentence_vectors if titled_vectors is None else titled_vectors
     metadatas = []
     for i, c in enumerate(doc.chunks):
         inside = [n for n, (_, chunk) in enumerate(doc.sentences) if chunk == i]
