@@ -173,3 +173,35 @@ def test_bulk_key_facts_are_in_their_gold_articles() -> None:
                 if not any(normalize(alt) in text for alt in g)
             ]
     assert not problems
+
+
+TRAIN_SET = BBC_DIR / "train" / "train.jsonl"
+
+
+def test_the_adapters_training_questions_stay_off_every_fitting_and_held_out_article(
+    bbc_halves: dict[str, list[Question]],
+) -> None:
+    """The question adapter learns from eval/bbc/train/ only: never from an article a
+    reported or scorer-fitting question of the BBC halves is about."""
+    train = load_questions(TRAIN_SET)
+    assert len(train) >= 3000
+    assert len({q.id for q in train}) == len(train)
+    others = bbc_halves["fit"] + bbc_halves["heldout"] + load_questions(BULK_SET)
+    assert not {q.id for q in train} & {q.id for q in others}
+    halves = {g for q in bbc_halves["fit"] + bbc_halves["heldout"] for g in q.gold_sources}
+    assert not halves & {g for q in train for g in q.gold_sources}
+    assert sum(not q.answerable for q in train) >= 400
+
+
+@pytest.mark.skipif(not BBC_CORPUS.is_dir(), reason=f"the BBC archive is not at {BBC_CORPUS}")
+def test_the_adapters_training_key_facts_are_in_their_gold_articles() -> None:
+    problems = []
+    for q in load_questions(TRAIN_SET):
+        for gold in q.gold_sources:
+            text = normalize((BBC_CORPUS / f"{gold}.txt").read_bytes().decode("utf-8", "replace"))
+            problems += [
+                (q.id, gold, g)
+                for g in q.must_contain
+                if not any(normalize(alt) in text for alt in g)
+            ]
+    assert not problems
