@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 export GRADIO_ANALYTICS_ENABLED := False
 export ANONYMIZED_TELEMETRY := False
 
-.PHONY: install run serve ingest test test-fast lint eval eval-bbc fit bench bench-archive bench-snippets bench-scale screenshots browser lock clean
+.PHONY: install run serve ingest test test-fast lint eval eval-bbc fit fit-deps bench bench-archive bench-snippets bench-scale screenshots browser lock clean
 
 install: $(STAMP)  ## create .venv and install the pinned dependencies (idempotent)
 
@@ -49,8 +49,17 @@ eval-bbc: install  ## the BBC questions (fitting and held-out halves) over the w
 	$(BIN)/rag eval --corpus $(BBC) --set eval/bbc/fit.jsonl --set eval/bbc/heldout.jsonl \
 	  --index .fit/bbc-index --out eval/out/bbc --no-baseline
 
-fit: install  ## refit rag/data/scorer.json on the seeds set and the BBC fitting sets
+fit: install fit-deps  ## refit the question adapter, the reader and the scorer (needs the BBC archive; ~50 min)
+	$(BIN)/python -m rag.fit_query --bbc-corpus $(BBC) --bbc-index .fit/bbc-index
+	$(BIN)/python -m rag.fit_reader --bbc-corpus $(BBC) --bbc-index .fit/bbc-index
 	$(BIN)/python -m rag.fit --bbc-corpus $(BBC) --bbc-index .fit/bbc-index
+
+# torch only fits the question adapter; nothing at run time needs it. 2.13.0 is a CPU build
+# on machines that keep its wheel at hand; elsewhere install one first:
+#   .venv/bin/pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu
+fit-deps: install
+	$(BIN)/python -c "import torch" 2>/dev/null || \
+	  $(BIN)/python -m pip install --quiet --disable-pip-version-check torch==2.13.0
 
 bench: install browser  ## benchmarks: engine, HTTP API, the BBC archive, its snippets, 20k/100k articles
 	$(BIN)/python bench/bench_engine.py

@@ -33,8 +33,9 @@ def fail(exc: RagError) -> typer.Exit:
 
 def one_shot(settings: Settings) -> Settings:
     """Settings for a process that answers and exits: questions on the embedding model's
-    quickest-loading runtime, unless ``RAG_QUERY_RUNTIME`` chooses."""
-    if "query_runtime" in settings.model_fields_set:
+    quickest-loading runtime, unless ``RAG_QUERY_RUNTIME`` chooses, or the questions go
+    through an adapter (which only the int8 encoder runs)."""
+    if "query_runtime" in settings.model_fields_set or settings.query_adapter is not None:
         return settings
     return settings.model_copy(update={"query_runtime": "c"})
 

@@ -16,7 +16,8 @@ from datetime import date
 
 import numpy as np
 
-from rag.components.embedding import EmbeddingModel, load_embedding
+from rag.components.embedding import EmbeddingModel, embed_question, load_embedding
+from rag.components.reader import Reader
 from rag.compose import compose, refusal_text, select, timeline
 from rag.dates import DateRange, asks_for_latest, asks_how_it_changed
 from rag.documents import PIPELINE_VERSION
@@ -83,8 +84,30 @@ class Engine:
         self._copies_cache: dict[str, list[str]] = {}
         self.embedding = embedding or load_embedding(self.settings)
         self.model = model or load_model(self.settings.scorer_file)
+        self.reader = self._load_reader()
         self._reloading = threading.Lock()
         self.refresh(wait=wait_for_index)
+
+    def _load_reader(self) -> Reader | None:
+        """The reader, when the fitted model weighs it; a server loads its graph in the
+        background meanwhile."""
+        if self.model.reader is None:
+            return None
+        from rag.components.onnx_e5 import OnnxE5Embedding
+
+        encoder = self.embedding if isinstance(self.embedding, OnnxE5Embedding) else None
+        reader = Reader(self.settings, encoder)
+        # Not a daemon, as the encoder's load (``OnnxE5Embedding``): exit waits for it.
+        threading.Thread(target=self._warm_up, args=(reader,), name="reader-load").start()
+        return reader
+
+    @staticmethod
+    def _warm_up(reader: Reader) -> None:
+        # A failure here shows again, as a clear error, on the first question that needs it.
+        try:
+            reader.warm_up()
+        except Exception as error:  # noqa: BLE001 - a background thread has no caller to raise to
+            log.warning("the reader could not be loaded in the background: %s", error)
 
     @staticmethod
     def analyzer_for(settings: Settings) -> Analyzer:
@@ -280,12 +303,12 @@ class Engine:
         newest_first: bool = False,
     ) -> tuple[Candidates, SentenceTable] | None:
         """Retrieve candidates for a question and describe each sentence (the fit reads this)."""
-        vector = self.embedding.embed_query(reading.text)
+        vectors = embed_question(self.embedding, reading.text)
         terms = self.analyzer.terms(reading.text)
         candidates = gather_candidates(
             self.store,
             self.lexical,
-            vector,
+            vectors.plain,
             terms,
             pool=max(3 * (top_k or self.settings.top_k), self.settings.candidate_pool),
             articles=self.settings.candidate_articles,
@@ -296,7 +319,7 @@ class Engine:
         )
         if not candidates.corpus.sentences.ids:
             return None
-        return candidates, sentence_features(candidates, reading, vector, terms)
+        return candidates, sentence_features(candidates, reading, vectors, terms)
 
     def _evidence(
         self,
@@ -317,8 +340,15 @@ class Engine:
             return None
         corpus = candidates.corpus
         logits = self.model.sentence.logits(table.values)
+        read = None
+        if self.reader is not None and self.model.reader is not None:
+            # The reader reads the question with each of the scorer's best sentences.
+            rules = self.model.reader
+            texts = corpus.sentences.texts
+            read = self.reader.read_best(reading.text, texts, logits, rules.candidates)
+            logits = rules.combine(logits, read.rows, read.scores)
         best = int(np.argmax(logits))
-        overall = evidence_features(table, logits, best, corpus.sentence_doc)
+        overall = evidence_features(table, logits, best, corpus.sentence_doc, read)
         probs = sigmoid(logits)
         keyword_row = None
         terms = table.terms if reading.keywords else []
@@ -341,13 +371,16 @@ class Engine:
         )
 
     def _best_per_side(self, candidates: Candidates, reading: Question) -> list[int]:
-        """For "A's and B's …" and two-part questions, the best sentence for each side."""
-        rows = []
+        """For "A's and B's …" and two-part questions, the best sentence for each side,
+        each side its own: a sentence that best answers both is one side's only."""
+        rows: list[int] = []
         for side in sides(reading.text):
-            vector = self.embedding.embed_query(side)
+            vectors = embed_question(self.embedding, side)
             terms = self.analyzer.terms(side)
-            table = sentence_features(candidates, Question.read(side), vector, terms)
-            rows.append(int(np.argmax(self.model.sentence.logits(table.values))))
+            table = sentence_features(candidates, Question.read(side), vectors, terms)
+            logits = self.model.sentence.logits(table.values)
+            logits[rows] = -np.inf
+            rows.append(int(np.argmax(logits)))
         return rows
 
     @property

@@ -10,13 +10,18 @@ matched. ``rag.scorer`` weighs them with parameters fitted by ``rag.fit``.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from rag.components.embedding import QuestionVectors
 from rag.documents import own_title
 from rag.lexical import term_counts
 from rag.question import Question, holds_answer_type
 from rag.retrieve import Candidates, Corpus
+
+if TYPE_CHECKING:
+    from rag.components.reader import Reading
 
 SENTENCE_FEATURES = (
     "dense",  # cosine of sentence and question embeddings
@@ -51,6 +56,16 @@ SENTENCE_FEATURES = (
     "titled_dense",  # cosine of that vector and the question's
     "titled_dense_gap",  # titled_dense minus the best of all candidates
     "titled_dense_in_article",  # titled_dense minus the best of its article
+    # The same similarities with the question embedded through the fitted adapter
+    # (``rag.components.corrections``), which moves it towards the sentence that holds
+    # what such questions ask; the plain ones above keep what the model knows unadapted.
+    "tuned_dense",
+    "tuned_dense_gap",
+    "tuned_dense_in_article",
+    "tuned_context",
+    "tuned_titled",
+    "tuned_titled_gap",
+    "tuned_titled_in_article",
 )
 
 EVIDENCE_FEATURES = (
@@ -63,7 +78,16 @@ EVIDENCE_FEATURES = (
     "best_has_type",  # the best sentence holds the asked type of answer (1 if none asked)
     "top_has_type",  # one of the three best sentences does (1 if none asked)
     "top_coverage",  # the most of the question's terms, idf-weighted, one of them holds
+    "tuned_best",  # the best similarity of any candidate sentence to the adapted question
+    "tuned_of_best",  # that of the best-scored sentence
+    # The reader (``rag.components.reader``), which reads the question with each of the
+    # scorer's best sentences: what it says of the best sentence, and of the one it likes.
+    "reader_best",
+    "reader_max",
 )
+# The direction each evidence feature may push "answerable" (``rag.fit``): more of any of
+# them never makes an answer less likely, but a name no article mentions.
+EVIDENCE_SIGNS = {name: 1 for name in EVIDENCE_FEATURES} | {"unknown_names": -1}
 
 
 @dataclass(frozen=True)
@@ -72,6 +96,7 @@ class SentenceTable:
 
     values: np.ndarray  # (sentences, len(SENTENCE_FEATURES))
     dense: np.ndarray
+    tuned: np.ndarray  # similarity of each sentence to the adapted question
     term_coverage: float  # share of the question's terms known to the corpus
     unknown_names: bool
     article_coverage: dict[str, float]  # idf-weighted, per article
@@ -79,21 +104,31 @@ class SentenceTable:
 
 
 def sentence_features(
-    candidates: Candidates, question: Question, vector: np.ndarray, terms: list[str]
+    candidates: Candidates, question: Question, vectors: QuestionVectors, terms: list[str]
 ) -> SentenceTable:
     corpus = candidates.corpus
     n = len(corpus.sentences.ids)
     if n == 0:
-        return SentenceTable(np.zeros((0, len(SENTENCE_FEATURES))), np.zeros(0), 0.0, False, {}, [])
+        empty = np.zeros(0)
+        return SentenceTable(
+            np.zeros((0, len(SENTENCE_FEATURES))), empty, empty, 0.0, False, {}, []
+        )
+    vector, tuned_vector = vectors.plain, vectors.tuned
     lexical = corpus.sentence_lexical
     unique_terms = list(dict.fromkeys(terms))
     idf = lexical.index.idf(unique_terms) if lexical.index is not None else {}
+    unseen = lexical.index.unseen_idf() if lexical.index is not None else 0.0
     counts = term_counts(lexical.texts_terms, unique_terms)
     held = counts > 0  # (sentences, terms): whether each sentence holds each term
-    weights = np.asarray([idf.get(t, 0.0) for t in unique_terms], dtype=np.float32)
+    # A word no article holds weighs most: the share of the question an article covers
+    # must not grow by leaving out what the archive has never heard of ("the Pope").
+    weights = np.asarray([idf.get(t, unseen) for t in unique_terms], dtype=np.float32)
     dense = corpus.sentences.embeddings @ vector
     titled = corpus.sentence_titled @ vector
     context = (corpus.chunks.embeddings @ vector)[corpus.sentence_chunk_row]
+    tuned = corpus.sentences.embeddings @ tuned_vector
+    tuned_titled = corpus.sentence_titled @ tuned_vector
+    tuned_context = (corpus.chunks.embeddings @ tuned_vector)[corpus.sentence_chunk_row]
     bm25 = lexical.scores(counts, unique_terms)
     bm25 = bm25 / bm25.max() if bm25.max() > 0 else bm25
     coverage, idf_coverage = _share(held), _weighted_share(held, weights)
@@ -134,6 +169,13 @@ def sentence_features(
             titled,
             titled - titled.max(),
             articles.minus_best(titled),
+            tuned,
+            tuned - tuned.max(),
+            articles.minus_best(tuned),
+            tuned_context,
+            tuned_titled,
+            tuned_titled - tuned_titled.max(),
+            articles.minus_best(tuned_titled),
         ]
     ).astype(np.float32)
     known = lexical.known_terms(unique_terms)
@@ -141,6 +183,7 @@ def sentence_features(
     return SentenceTable(
         values=values,
         dense=dense,
+        tuned=tuned,
         term_coverage=len(known) / len(unique_terms) if unique_terms else 0.0,
         unknown_names=any(t and not lexical.known_terms(t) for t in names),
         article_coverage=article_cov,
@@ -149,9 +192,14 @@ def sentence_features(
 
 
 def evidence_features(
-    table: SentenceTable, logits: np.ndarray, best: int, docs: np.ndarray
+    table: SentenceTable,
+    logits: np.ndarray,
+    best: int,
+    docs: np.ndarray,
+    reading: Reading | None = None,
 ) -> np.ndarray:
-    """The question-level features the refusal model weighs (see EVIDENCE_FEATURES)."""
+    """The question-level features the refusal model weighs (see EVIDENCE_FEATURES).
+    ``reading``: what the reader said of the best candidates (none: zeros)."""
     ordered = np.sort(logits)[::-1]
     second = ordered[1] if len(ordered) > 1 else ordered[0] - 5.0
     column = SENTENCE_FEATURES.index
@@ -169,9 +217,22 @@ def evidence_features(
             float(has_type[best]) if asks else 1.0,
             float(has_type[top3].max()) if asks else 1.0,
             float(table.values[top3, column("idf_coverage")].max()),
+            float(table.tuned.max()),
+            float(table.tuned[best]),
+            *_reader_evidence(reading, best),
         ],
         dtype=np.float32,
     )
+
+
+def _reader_evidence(reading: Reading | None, best: int) -> tuple[float, float]:
+    """The reader's logit of the best sentence (its lowest reading if it did not read it),
+    and its highest."""
+    if reading is None or not len(reading.scores):
+        return 0.0, 0.0
+    at = np.flatnonzero(reading.rows == best)
+    of_best = reading.scores[at[0]] if at.size else reading.scores.min()
+    return float(of_best), float(reading.scores.max())
 
 
 def holds_every_term(corpus: Corpus, terms: list[str]) -> np.ndarray:

@@ -295,6 +295,11 @@ class LexicalIndex:
         top = top[np.argsort(-scores[top], kind="stable")]
         return [(str(self.chunk_ids[i]), float(scores[i])) for i in top if scores[i] > 0]
 
+    def unseen_idf(self) -> float:
+        """The inverse document frequency a term no chunk holds would have: the weight of a
+        question's word the archive does not know, the rarest of all."""
+        return float(np.log(1.0 + (self.size + 0.5) / 0.5))
+
     def idf(self, terms: list[str]) -> dict[str, float]:
         """BM25 (Lucene) inverse document frequency of known terms, over chunks."""
         out = {}

