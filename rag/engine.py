@@ -93,10 +93,7 @@ class Engine:
         background meanwhile."""
         if self.model.reader is None:
             return None
-        from rag.components.onnx_e5 import OnnxE5Embedding
-
-        encoder = self.embedding if isinstance(self.embedding, OnnxE5Embedding) else None
-        reader = Reader(self.settings, encoder)
+        reader = Reader(self.settings, self.embedding)
         # Not a daemon, as the encoder's load (``OnnxE5Embedding``): exit waits for it.
         threading.Thread(target=self._warm_up, args=(reader,), name="reader-load").start()
         return reader
@@ -341,7 +338,7 @@ class Engine:
         corpus = candidates.corpus
         logits = self.model.sentence.logits(table.values)
         read = None
-        if self.reader is not None and self.model.reader is not None:
+        if self.reader is not None:
             # The reader reads the question with each of the scorer's best sentences.
             rules = self.model.reader
             texts = corpus.sentences.texts

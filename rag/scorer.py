@@ -81,9 +81,16 @@ class ReaderRules:
     bias: float
 
     def combine(self, logits: np.ndarray, rows: np.ndarray, scores: np.ndarray) -> np.ndarray:
-        read = np.full(len(logits), scores.min() if len(scores) else 0.0, dtype=np.float64)
-        read[rows] = scores
+        read = every_reading(len(logits), rows, scores)
         return self.scorer * logits + self.reader * read + self.bias
+
+
+def every_reading(n: int, rows: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """The reader's logit for each of ``n`` sentences, given ``scores`` of ``rows``; a
+    sentence it did not read counts as its lowest reading."""
+    read = np.full(n, scores.min() if len(scores) else 0.0, dtype=np.float64)
+    read[rows] = scores
+    return read
 
 
 @dataclass(frozen=True)

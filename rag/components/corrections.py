@@ -26,6 +26,7 @@ merges them into int8 ONNX graphs.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import zipfile
 from dataclasses import dataclass, field
@@ -56,7 +57,7 @@ class Corrections:
         ``what`` names them in errors, ``fallback`` says what else a user may do."""
         try:
             raw = path.read_bytes()
-            with np.load(path, allow_pickle=False) as npz:
+            with np.load(io.BytesIO(raw), allow_pickle=False) as npz:
                 arrays = {name: npz[name] for name in npz.files}
             meta = json.loads(str(arrays.pop("meta")))
         except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:

