@@ -59,6 +59,24 @@ def test_the_reader_prefers_the_sentence_that_answers(reader: Reader) -> None:
     assert reader.score("Anything?", []).shape == (0,)
 
 
+def test_a_question_as_long_as_allowed_in_a_dense_script_is_read(
+    reader: Reader, seed_settings: Settings
+) -> None:
+    """A question of the most characters a question may have, in a script the tokenizer
+    cuts into ~1,000 tokens, is read beside a sentence (cut to fit the model's 512
+    positions), and asked end to end, instead of failing on a shape."""
+    question = "Wer ist Peskow? " + "漢字ßØ0123456789" * 120
+    question = question[: seed_settings.max_question_chars]
+    assert reader._own().token_count(question, is_query=True) > 600
+    scores = reader.score(question, [CASES[0][1], CASES[0][2]])
+    assert scores.shape == (2,) and np.isfinite(scores).all()
+
+    from rag.engine import Engine
+
+    answer = Engine(seed_settings, auto_ingest=False).ask(question)
+    assert answer.refused or answer.citations
+
+
 def test_read_best_reads_the_scorers_best_few(reader: Reader) -> None:
     texts = [c[1] for c in CASES] + [c[2] for c in CASES]
     logits = np.asarray([0.5, -3.0, 2.0, 1.0, -1.0, 0.0])

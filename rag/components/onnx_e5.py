@@ -469,8 +469,13 @@ def pair_window(
 ) -> np.ndarray:
     """A question and a sentence as the reader reads them, between ``<s>`` and ``</s>``:
     question ``</s></s>`` sentence (XLM-R's pair form), the sentence cut at
-    ``sentence_tokens``. ``rag.fit_reader`` trains on the same."""
-    return np.concatenate([question_ids, [packed.eos, packed.eos], sentence_ids[:sentence_tokens]])
+    ``sentence_tokens`` and the question where the pair would outgrow the model's positions
+    (a 2,000-character question in some scripts is 1,400 tokens). ``rag.fit_reader``
+    trains on the same."""
+    room = packed.config.max_positions - 4 - sentence_tokens  # <s>, </s></s> and </s>
+    return np.concatenate(
+        [question_ids[:room], [packed.eos, packed.eos], sentence_ids[:sentence_tokens]]
+    )
 
 
 _shared_threads: int | None = None
