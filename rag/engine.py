@@ -341,8 +341,8 @@ class Engine:
         if self.reader is not None:
             # The reader reads the question with each of the scorer's best sentences.
             rules = self.model.reader
-            texts = corpus.sentences.texts
-            read = self.reader.read_best(reading.text, texts, logits, rules.candidates)
+            sentences = corpus.sentences
+            read = self.reader.read_best(reading.text, sentences, logits, rules.candidates)
             logits = rules.combine(logits, read.rows, read.scores)
         best = int(np.argmax(logits))
         overall = evidence_features(table, logits, best, corpus.sentence_doc, read)

