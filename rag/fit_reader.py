@@ -68,9 +68,15 @@ class Pair:
     answers: bool
 
 
-def training_pairs(questions: Path, settings: Settings, fitting: list) -> list[Pair]:  # noqa: ANN001
+def training_pairs(
+    questions: Path,
+    settings: Settings,
+    fitting: list,  # noqa: ANN001
+    titled: bool = TITLED,
+) -> list[Pair]:
     """The pairs of the training questions, with their hard negatives ranked by a ranker
-    fitted on ``fitting`` (``rag.fit.Example`` of the fitting sets)."""
+    fitted on ``fitting`` (``rag.fit.Example`` of the fitting sets); ``titled``: each
+    sentence after its article's title."""
     from rag.evaluation.runner import load_questions
     from rag.features import SENTENCE_FEATURES
     from rag.fit import collect, fit_ranker
@@ -81,7 +87,7 @@ def training_pairs(questions: Path, settings: Settings, fitting: list) -> list[P
         order = np.argsort(-ranker.logits(ex.values), kind="stable")
         q, sentences = ex.question.question, ex.corpus.sentences
         texts = [
-            reader_text(t, own_title(m) if TITLED else "")
+            reader_text(t, own_title(m) if titled else "")
             for t, m in zip(sentences.texts, sentences.metadatas, strict=True)
         ]
         if ex.question.answerable and not ex.labels.any():
@@ -103,7 +109,10 @@ def fit_reader(
     learning_rate: float = LEARNING_RATE,
     seed: int = SEED,
     threads: int = 2,
+    titled: bool = TITLED,
 ) -> Corrections:
+    """``titled``: the pairs' sentences follow their article's title (``training_pairs``),
+    and the fitted reader will read them so."""
     torch = torch_module()
     torch.manual_seed(seed)
     torch.set_num_threads(threads)
@@ -147,7 +156,7 @@ def fit_reader(
         "answering_pairs": int(labels.sum()),
         "layers": layers,
         "sentence_tokens": SENTENCE_TOKENS,
-        "titled": TITLED,
+        "titled": titled,
         "rank": RANK,
         "negatives": NEGATIVES,
         "epochs": epochs,

@@ -171,11 +171,19 @@ def test_fitting_a_reader_learns_its_pairs(tmp_path: Path) -> None:
     model = Reader(make_settings(tmp_path / "unused"))
     bulk = model._own().bulk
     fitted = fit_reader(
-        pairs, bulk.packed, bulk.tokenizer, layers=2, epochs=20, learning_rate=3e-3, threads=2
+        pairs,
+        bulk.packed,
+        bulk.tokenizer,
+        layers=2,
+        epochs=20,
+        learning_rate=3e-3,
+        threads=2,
+        titled=False,
     )
     fitted.save(tmp_path / "reader.npz")
     assert fitted.meta["layers"] == 2 and fitted.meta["pairs"] == 6
     again = Reader(make_settings(tmp_path / "unused", reader_file=tmp_path / "reader.npz"))
+    assert not again.titled  # fitted on sentences without titles, it reads them so
     for question, answers, does_not in CASES:
         scores = again.score(question, [answers, does_not])
         assert scores[0] > scores[1], (question, scores)
