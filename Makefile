@@ -54,7 +54,7 @@ fit: install fit-deps  ## refit the question adapter, the reader and the scorer 
 	$(BIN)/python -m rag.fit_reader --bbc-corpus $(BBC) --bbc-index .fit/bbc-index
 	$(BIN)/python -m rag.fit --bbc-corpus $(BBC) --bbc-index .fit/bbc-index
 
-# torch only fits the question adapter; nothing at run time needs it. 2.13.0 is a CPU build
+# torch only fits the question adapter and the reader; nothing at run time needs it. 2.13.0 is a CPU build
 # on machines that keep its wheel at hand; elsewhere install one first:
 #   .venv/bin/pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu
 fit-deps: install
