@@ -49,7 +49,7 @@ eval-bbc: install  ## the BBC questions (fitting and held-out halves) over the w
 	$(BIN)/rag eval --corpus $(BBC) --set eval/bbc/fit.jsonl --set eval/bbc/heldout.jsonl \
 	  --index .fit/bbc-index --out eval/out/bbc --no-baseline
 
-fit: install fit-deps  ## refit the question adapter, the reader and the scorer (needs the BBC archive; ~50 min)
+fit: install fit-deps  ## refit the question adapter, the reader and the scorer (needs the BBC archive; ~75 min)
 	$(BIN)/python -m rag.fit_query --bbc-corpus $(BBC) --bbc-index .fit/bbc-index
 	$(BIN)/python -m rag.fit_reader --bbc-corpus $(BBC) --bbc-index .fit/bbc-index
 	$(BIN)/python -m rag.fit --bbc-corpus $(BBC) --bbc-index .fit/bbc-index
