@@ -133,3 +133,16 @@ def phone(browser) -> Iterator[Watched]:  # noqa: ANN001
     yield from _watched_context(
         browser, viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True
     )
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):  # noqa: ANN001, ANN201 - pytest's hook
+    """When a browser test fails, show the end of each of its servers' logs: a timed-out
+    answer is otherwise reported without what the server was doing."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.when != "call" or not report.failed:
+        return
+    for name, value in getattr(item, "funcargs", {}).items():
+        if isinstance(value, LocalServer):
+            report.sections.append((f"rag serve log ({name})", value.log_tail()))
