@@ -280,7 +280,8 @@ class CompositionScore:
     """What the composition rules give on the answerable examples."""
 
     key_facts: float  # share of key facts quoted
-    precision: float  # share of quotes from a gold article (of the questions answered)
+    precision: float  # share of quotes from a gold article (every answerable question, as
+    # if none were refused; the eval counts the answered ones)
     median_chars: float  # the longest median answer of the question sets
 
     @property
