@@ -32,6 +32,7 @@ import logging
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -246,6 +247,7 @@ class CorpusVersion:
 
 
 HNSW_BUILD_EF = 200  # candidates kept while linking a new index's chunk (see _collection)
+LOCKED_RETRIES = 5  # tries again after 0.1, 0.2, ... s when SQLite reports a lock
 
 
 class IndexStore:
@@ -289,12 +291,21 @@ class IndexStore:
         current = ((collection.configuration_json or {}).get("hnsw") or {}).get("ef_search")
         if current == self.settings.search_ef:
             return
-        try:
-            collection.modify(configuration={"hnsw": {"ef_search": self.settings.search_ef}})
-        except Exception as exc:  # noqa: BLE001  (a read-only index still answers)
-            log.warning(
-                "could not set the index's search_ef to %s: %s", self.settings.search_ef, exc
-            )
+        change = {"hnsw": {"ef_search": self.settings.search_ef}}
+        for attempt in range(LOCKED_RETRIES + 1):
+            try:
+                collection.modify(configuration=change)
+                return
+            except Exception as exc:  # noqa: BLE001  (a read-only index still answers)
+                # Chroma's own connections can collide on its SQLite file for a moment
+                # (seen once in CI: "database is locked" right after the index was opened).
+                if "locked" in str(exc) and attempt < LOCKED_RETRIES:
+                    time.sleep(0.1 * (attempt + 1))
+                    continue
+                log.warning(
+                    "could not set the index's search_ef to %s: %s", self.settings.search_ef, exc
+                )
+                return
 
     def save_search_index(self) -> None:
         """Write the chunks' HNSW index to disk now, holding every row added so far.

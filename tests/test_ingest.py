@@ -278,6 +278,35 @@ def test_the_chunk_search_explores_as_many_candidates_as_set(tmp_path: Path) -> 
     assert chunks.configuration_json["hnsw"]["ef_search"] == 300
 
 
+def test_the_search_setting_is_changed_after_a_moment_of_sqlite_lock(tmp_path: Path) -> None:
+    """Chroma's SQLite file can be locked for a moment by Chroma itself (seen once in CI):
+    the change is tried again, and an index that stays locked still opens, with a warning."""
+    import chromadb
+
+    settings = make_settings(tmp_path / "index")
+    store = IndexStore(settings)
+    store.chunks.modify(configuration={"hnsw": {"ef_search": 100}})
+
+    class LockedFor:  # the real collection, its first ``times`` changes refused
+        def __init__(self, times: int) -> None:
+            self.times, self.configuration_json = times, store.chunks.configuration_json
+
+        def modify(self, **change: object) -> None:
+            if self.times:
+                self.times -= 1
+                raise RuntimeError("Database error: (code: 5) database is locked")
+            store.chunks.modify(**change)
+
+    store._keep_search_ef(LockedFor(99))  # never free: gives up, the index still answers
+    store._keep_search_ef(LockedFor(2))
+    fresh = chromadb.PersistentClient(
+        path=str(settings.index_dir),
+        settings=chromadb.Settings(anonymized_telemetry=False),
+    )
+    chunks = fresh.get_collection(f"{settings.collection}-chunks")
+    assert chunks.configuration_json["hnsw"]["ef_search"] == 300
+
+
 def unsaved_search_rows(settings) -> int:  # noqa: ANN001
     """Chunk rows Chroma's embedded store logged but has not written into the HNSW index on
     disk: each process that opens the index adds them again (read from Chroma's own
