@@ -217,11 +217,11 @@ def bbc_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[EvalResult, Path]
         settings=settings,
     )
     result = run_eval(config)
-    write_reports(result, config.out, thresholds_for(BBC_SET))
+    write_reports(result, config.out, thresholds_for(BBC_SET, BBC_SLICE))
     return result, config.out
 
 
-BBC_THRESHOLDS = thresholds_for(BBC_SET) or {"min": {}, "max": {}}
+BBC_THRESHOLDS = thresholds_for(BBC_SET, BBC_SLICE) or {"min": {}, "max": {}}
 BBC_BOUNDS = [(b, m) for b in ("min", "max") for m in BBC_THRESHOLDS[b]]
 
 
@@ -240,3 +240,17 @@ def test_bbc_heldout_metric_within_threshold(
 def test_bbc_refusal_curve_is_drawn(bbc_run: tuple[EvalResult, Path]) -> None:
     assert (bbc_run[1] / "refusal_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert set(bbc_run[0].meta["articles"]) == set(read_article_list(BBC_SLICE))
+
+
+def test_the_bbc_gate_holds_only_over_the_slice_it_was_set_on(tmp_path: Path) -> None:
+    """eval/bbc/thresholds.toml's floors were set on the slice of the archive: a run over
+    the whole archive (other distractors) keeps the targets and gates nothing."""
+    on_slice = thresholds_for(BBC_SET, BBC_SLICE)
+    assert on_slice is not None and on_slice["min"]["hit_at_1"] > 0
+    other_list = tmp_path / "slice.txt"
+    other_list.write_text(BBC_SLICE.read_text(encoding="utf-8"), encoding="utf-8")
+    for scope in (None, other_list):
+        elsewhere = thresholds_for(BBC_SET, scope)
+        assert elsewhere == {"min": {}, "max": {}, "target": on_slice["target"]}
+        assert not check_thresholds({"hit_at_1": 0.0}, elsewhere)
+    assert thresholds_for(DEFAULT_SET)["min"]["key_fact_recall"] > 0  # the seeds: any run

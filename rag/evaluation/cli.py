@@ -113,7 +113,7 @@ def eval_command(
         if i > 0 and corpus is not None:
             config = _reuse_index(config, corpus)
         result = _run(config)
-        thresholds = thresholds_for(question_set)
+        thresholds = thresholds_for(question_set, only)
         out.print(f"[bold]{escape(str(question_set))}[/]")
         _print_results(result, thresholds)
         comparison = _compare(earlier[i], result)

@@ -116,12 +116,14 @@ def load_questions(path: Path) -> list[Question]:
 # --- thresholds -----------------------------------------------------------------------------
 
 
-def thresholds_for(question_set: Path) -> Thresholds | None:
+def thresholds_for(question_set: Path, only: Path | None = None) -> Thresholds | None:
     """The gate of a question set: ``thresholds.toml`` beside it, if it names the set.
 
     ``eval/thresholds.toml`` gates ``eval/questions.jsonl``; ``eval/bbc/thresholds.toml``
     gates ``eval/bbc/heldout.jsonl``. A file's ``applies_to`` names its set (default
-    ``questions.jsonl``).
+    ``questions.jsonl``). A file with ``articles`` (a list beside it) set its floors on a
+    run over those articles only (``--only``): over others, or the whole archive, it
+    keeps its targets and gates nothing, since other distractors move every metric.
     """
     path = question_set.resolve().parent / "thresholds.toml"
     if not path.exists():
@@ -129,7 +131,11 @@ def thresholds_for(question_set: Path) -> Thresholds | None:
     data = tomllib.loads(path.read_text(encoding="utf-8"))
     if data.get("applies_to", "questions.jsonl") != question_set.name:
         return None
-    return load_thresholds(path)
+    thresholds = load_thresholds(path)
+    scope = data.get("articles")
+    if scope and (only is None or only.resolve() != (path.parent / scope).resolve()):
+        return {"min": {}, "max": {}, "target": thresholds["target"]}
+    return thresholds
 
 
 def load_thresholds(path: Path = DEFAULT_THRESHOLDS) -> Thresholds:
