@@ -299,13 +299,14 @@ class IndexStore:
             except Exception as exc:  # noqa: BLE001  (a read-only index still answers)
                 # Chroma's own connections can collide on its SQLite file for a moment
                 # (seen once in CI: "database is locked" right after the index was opened).
-                if "locked" in str(exc) and attempt < LOCKED_RETRIES:
-                    time.sleep(0.1 * (attempt + 1))
-                    continue
-                log.warning(
-                    "could not set the index's search_ef to %s: %s", self.settings.search_ef, exc
-                )
-                return
+                if "locked" not in str(exc) or attempt == LOCKED_RETRIES:
+                    log.warning(
+                        "could not set the index's search_ef to %s: %s",
+                        self.settings.search_ef,
+                        exc,
+                    )
+                    return
+                time.sleep(0.1 * (attempt + 1))
 
     def save_search_index(self) -> None:
         """Write the chunks' HNSW index to disk now, holding every row added so far.

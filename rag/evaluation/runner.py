@@ -131,16 +131,18 @@ def thresholds_for(question_set: Path, only: Path | None = None) -> Thresholds |
     data = tomllib.loads(path.read_text(encoding="utf-8"))
     if data.get("applies_to", "questions.jsonl") != question_set.name:
         return None
-    thresholds = load_thresholds(path)
     scope = data.get("articles")
     if scope and (only is None or only.resolve() != (path.parent / scope).resolve()):
-        return {"min": {}, "max": {}, "target": thresholds["target"]}
-    return thresholds
+        data = {"target": data.get("target", {})}
+    return _sections(data)
 
 
 def load_thresholds(path: Path = DEFAULT_THRESHOLDS) -> Thresholds:
     """The gate's floors (``min``) and ceilings (``max``), and the goals (``target``)."""
-    data = tomllib.loads(path.read_text(encoding="utf-8"))
+    return _sections(tomllib.loads(path.read_text(encoding="utf-8")))
+
+
+def _sections(data: dict[str, Any]) -> Thresholds:
     return {section: dict(data.get(section, {})) for section in ("min", "max", "target")}
 
 
