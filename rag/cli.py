@@ -168,6 +168,8 @@ def ask(
 
 def print_answer(answer) -> None:  # noqa: ANN001 - rag.models.Answer
     """The answer, then its numbered sources: article, file, span and the quote."""
+    from rag.models import quoted
+
     out.print(f"[bold]Q:[/] {escape(answer.question)}")
     if answer.standalone_question:
         out.print(f"[dim](searched for: {escape(answer.standalone_question)})[/]")
@@ -182,7 +184,7 @@ def print_answer(answer) -> None:  # noqa: ANN001 - rag.models.Answer
         if c.url:
             out.print(f"      {escape(c.url)}", style="dim")
         out.print(f"      {escape(c.source)}, characters {c.start}–{c.end}", style="dim")
-        out.print(f"      “{escape(c.quote)}”", style="italic")
+        out.print(f"      {escape(quoted(c.quote))}", style="italic")
         if c.also_in:
             out.print(f"      also in: {escape(', '.join(c.also_in))}", style="dim")
     out.print()

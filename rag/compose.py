@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from rag.dates import display_date
-from rag.models import Citation
+from rag.models import Citation, quoted
 from rag.retrieve import Corpus
 from rag.scorer import ComposeRules
 
@@ -207,7 +207,7 @@ def compose(
                 also_in=copies.get(doc, []),
             )
             citations.append(citation)
-            parts.append(f"{_quoted(citation.quote)} [{citation.n}]")
+            parts.append(f"{quoted(citation.quote)} [{citation.n}]")
         line = " ".join(parts)
         if by_date:
             when = display_date(citations[-1].published) or "Undated"
@@ -216,10 +216,6 @@ def compose(
             line += f" (also in: {', '.join(copies[doc])})"
         lines.append(line)
     return "\n\n".join(lines), citations
-
-
-def _quoted(text: str) -> str:
-    return text if text[0] in "“\"'‘" else f"“{text}”"
 
 
 def refusal_text() -> str:

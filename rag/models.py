@@ -73,3 +73,9 @@ class SourceDocument:
     url: str | None = None
     publisher: str | None = None
     duplicate_of: str | None = None
+
+
+def quoted(text: str) -> str:
+    """The quote between quotation marks, unless it opens with one of its own (a sentence
+    that is itself a quotation: "“The basic conditions…,” Peskov told reporters")."""
+    return text if text[0] in "“\"'‘" else f"“{text}”"

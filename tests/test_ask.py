@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from rag.errors import BadQuestionError
+from rag.models import quoted
 from tests.conftest import EXAMPLE_QUESTION, read_quote
 
 CONTRACT_KEYS = ["question", "answer", "refused", "citations", "passages", "timings_ms"]
@@ -288,6 +289,14 @@ def test_cli_human_output(seed_settings) -> None:  # noqa: ANN001
     assert result.returncode == 0, result.stderr
     assert "[1]" in result.stdout and "Sources" in result.stdout
     assert "seeds/003_042faa28e221901a.txt" in result.stdout
+    # Each source's quote is set off as the answer sets it off: a sentence that opens with
+    # its own quotation mark ("“The basic conditions…,” Peskov told…") gets no second one.
+    assert "““" not in result.stdout
+
+
+def test_a_quote_is_set_off_once() -> None:
+    assert quoted("Peskov spoke on Wednesday.") == "“Peskov spoke on Wednesday.”"
+    assert quoted("“We will not,” he said.") == "“We will not,” he said."
 
 
 @pytest.mark.parametrize(("question", "code"), [("", 2), (" ", 2), ("y" * 100_000, 2)])
