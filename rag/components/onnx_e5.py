@@ -232,6 +232,7 @@ class E5Tokenizer:
         with self._loading:
             if self._fast is None:
                 self._fast = self._read_or_build()
+                self._pieces = None  # no longer used
             return self._fast
 
     def _piece_table(self) -> PieceTable:
