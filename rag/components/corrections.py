@@ -49,7 +49,7 @@ class Corrections:
     ``load`` reads a file's ``meta`` and digest at once and its arrays on first use: a
     graph built from them is cached on disk under the digest, so a process that finds it
     there never needs them. (Reading them while the encoder loads in another thread cost
-    ~0.8 s of a cold `rag ask`: zlib lets go of the GIL for every block it inflates, and
+    a cold `rag ask` 0.1-0.15 s: zlib lets go of the GIL for every block it inflates, and
     waits each time to get it back.)"""
 
     def __init__(
@@ -86,7 +86,7 @@ class Corrections:
                 f"or {fallback}"
             )
         corrections = cls({}, {}, meta, hashlib.sha256(raw).hexdigest())
-        corrections._factors = None
+        corrections._factors = None  # read on first use, from these bytes
         corrections._read = lambda: _read_factors(raw, path, what, fallback)
         return corrections
 
