@@ -117,6 +117,28 @@ def test_both_tokenizers_give_the_same_ids(backends, sentences: list[str]) -> No
         assert len(fresh.encode([text], False)[0]) + 2 == c_engine.token_count(text), text
 
 
+def test_questions_tokenized_while_the_big_tokenizer_loads_are_right(backends) -> None:  # noqa: ANN001
+    """A server loads ``tokenizers``' model in the background; questions that arrive
+    meanwhile go through the piece table, then through the model, with the same ids."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    onnx, _ = backends
+    expected = onnx.bulk.tokenizer
+    expected.load()
+    questions = [f"Who bought Leeds United in round {n}?" for n in range(200)]
+    wanted = [expected.encode([q], True)[0].tolist() for q in questions]
+    fresh = E5Tokenizer(onnx.bulk.packed)
+    with ThreadPoolExecutor(4) as pool:
+        loading = pool.submit(fresh.load)
+        got = list(pool.map(lambda q: fresh.encode([q], True)[0].tolist(), questions))
+        loading.result()
+    assert got == wanted
+    assert (
+        fresh.encode(["After the load"], True)[0].tolist()
+        == expected.encode(["After the load"], True)[0].tolist()
+    )
+
+
 def test_tokens_are_the_c_engines(backends, sentences: list[str]) -> None:  # noqa: ANN001
     onnx, c_engine = backends
     for text in [*sentences[:40], "naïve café — 東京 🙂", "x" * 3000]:
