@@ -693,9 +693,11 @@ class OnnxE5Embedding:
 
     def _prefetch(self) -> None:
         try:
-            self.bulk.session(questions=True)
+            # The tokenizer first: loading it holds the interpreter for half a second, which
+            # a server had rather spend at start than in the middle of its first answers.
             if self._settings.tokenizer_preload:
                 self.bulk.tokenizer.load()
+            self.bulk.session(questions=True)
         except Exception:  # noqa: BLE001  (the first real use loads it again and raises)
             log.debug("loading the encoder in the background failed", exc_info=True)
 
