@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from rag.errors import RagError
+from rag.models import Answer, quoted
 from rag.settings import Settings, get_settings
 
 app = typer.Typer(
@@ -170,10 +171,8 @@ def ask(
         raise typer.Exit(failed.exit_code)
 
 
-def print_answer(answer) -> None:  # noqa: ANN001 - rag.models.Answer
+def print_answer(answer: Answer) -> None:
     """The answer, then its numbered sources: article, file, span and the quote."""
-    from rag.models import quoted
-
     out.print(f"[bold]Q:[/] {escape(answer.question)}")
     if answer.standalone_question:
         out.print(f"[dim](searched for: {escape(answer.standalone_question)})[/]")

@@ -60,10 +60,13 @@ class Corrections:
         digest: str,  # SHA-256 of the file: names the graphs built from it
         extra: dict[str, np.ndarray] | None = None,  # other arrays, by name
     ) -> None:
+        self._start(meta, digest, lambda: _Factors(a, b, extra or {}))
+
+    def _start(self, meta: dict, digest: str, read: Callable[[], _Factors]) -> None:
         self.meta = meta
         self.digest = digest
-        self._factors: _Factors | None = _Factors(a, b, extra or {})
-        self._read: Callable[[], _Factors] | None = None
+        self._read: Callable[[], _Factors] | None = read  # called once, on first use
+        self._factors: _Factors | None = None
         self._reading = threading.Lock()
 
     @classmethod
@@ -75,9 +78,7 @@ class Corrections:
             with np.load(io.BytesIO(raw), allow_pickle=False) as npz:
                 meta = json.loads(str(npz["meta"]))
         except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
-            raise ConfigError(
-                f"cannot read {what} {path}: {exc}; reinstall, run `make fit`, or {fallback}"
-            ) from exc
+            raise _unreadable(what, path, exc, fallback) from exc
         if meta.get("format") != FORMAT:
             raise ConfigError(f"{path} has format {meta.get('format')}, expected {FORMAT}")
         if meta.get("base_sha256") != base_sha256:
@@ -85,9 +86,9 @@ class Corrections:
                 f"{what} {path} was fitted on another embedding model file: run `make fit`, "
                 f"or {fallback}"
             )
-        corrections = cls({}, {}, meta, hashlib.sha256(raw).hexdigest())
-        corrections._factors = None  # read on first use, from these bytes
-        corrections._read = lambda: _read_factors(raw, path, what, fallback)
+        corrections = cls.__new__(cls)
+        digest = hashlib.sha256(raw).hexdigest()
+        corrections._start(meta, digest, lambda: _read_factors(raw, path, what, fallback))
         return corrections
 
     @property
@@ -104,9 +105,9 @@ class Corrections:
 
     def _loaded(self) -> _Factors:
         with self._reading:
-            if self._factors is None:
-                assert self._read is not None
-                self._factors = self._read()
+            if self._factors is None and self._read is not None:
+                self._factors, self._read = self._read(), None  # the file's bytes go with it
+            assert self._factors is not None
             return self._factors
 
     def save(self, path: Path) -> None:
@@ -146,9 +147,7 @@ def _read_factors(raw: bytes, path: Path, what: str, fallback: str) -> _Factors:
         with np.load(io.BytesIO(raw), allow_pickle=False) as npz:
             arrays = {name: npz[name] for name in npz.files if name != "meta"}
     except (OSError, ValueError, zipfile.BadZipFile) as exc:
-        raise ConfigError(
-            f"cannot read {what} {path}: {exc}; reinstall, run `make fit`, or {fallback}"
-        ) from exc
+        raise _unreadable(what, path, exc, fallback) from exc
     names = {k.rsplit(".", 1)[0] for k in arrays if k.endswith((".a", ".b"))}
     names -= {k.rsplit(".", 1)[0] for k in arrays if not k.endswith((".a", ".b"))}
     try:
@@ -160,6 +159,12 @@ def _read_factors(raw: bytes, path: Path, what: str, fallback: str) -> _Factors:
         if a[name].shape[0] != b[name].shape[1]:
             raise ConfigError(f"{path}: the factors of {name} do not fit together")
     return _Factors(a, b, {k: v.astype(np.float32) for k, v in arrays.items()})
+
+
+def _unreadable(what: str, path: Path, exc: Exception, fallback: str) -> ConfigError:
+    return ConfigError(
+        f"cannot read {what} {path}: {exc}; reinstall, run `make fit`, or {fallback}"
+    )
 
 
 _loaded: dict[tuple[Path, str], Corrections] = {}
