@@ -19,7 +19,7 @@ import gradio as gr
 
 from rag.dates import DateRange
 from rag.engine import Engine
-from rag.errors import RagError
+from rag.errors import BadQuestionError, RagError
 from rag.models import Answer
 from ui import catalog, render
 
@@ -135,6 +135,18 @@ class ChatHandler:
         """A question limited to articles published between two optional dates."""
         yield from self._respond(question, chat, history, request, since, until)
 
+    def respond_to_button_in_range(
+        self,
+        question: str,
+        since: str | None,
+        until: str | None,
+        chat: ChatMessages | None,
+        history: ChatMessages | None,
+        request: gr.Request,
+    ) -> Iterator[tuple]:
+        """A click on an example question's button: what is typed in the box stays."""
+        yield from self._respond(question, chat, history, request, since, until, typed=False)
+
     def _respond(
         self,
         question: str,
@@ -143,7 +155,10 @@ class ChatHandler:
         request: gr.Request,
         since: str | None = None,
         until: str | None = None,
+        typed: bool = True,
     ) -> Iterator[tuple]:
+        """``typed``: the question comes from the question box, which is emptied as it is
+        asked (an example clicked leaves the box as it is)."""
         chat, history = list(chat or []), list(history or [])
         question = (question or "").strip()
         if not question:
@@ -151,20 +166,27 @@ class ChatHandler:
             yield self._outputs(question, chat, gr.skip(), gr.skip(), history)
             return
         chat.append({"role": "user", "content": render.user_markdown(question)})
-        yield self._outputs("", [*chat, _assistant(SEARCHING)], gr.skip(), gr.skip(), history)
+        box = "" if typed else gr.skip()
+        yield self._outputs(box, [*chat, _assistant(SEARCHING)], gr.skip(), gr.skip(), history)
         try:
             dates = DateRange.of(since, until)
             answer = self.engine().ask(
                 question, history=history[-HISTORY_MESSAGES:] or None, since=since, until=until
             )
+        except BadQuestionError as exc:
+            # Back in the box to be mended ("the limit is 2,000 characters", a bad date):
+            # it fails at once, before anything new can have been typed there.
+            chat.append(_assistant(f"**Sorry:** {render.escape_markdown(str(exc))}"))
+            yield self._outputs(question if typed else box, chat, gr.skip(), gr.skip(), history)
+            return
         except RagError as exc:
             chat.append(_assistant(f"**Sorry:** {render.escape_markdown(str(exc))}"))
-            yield self._outputs("", chat, gr.skip(), gr.skip(), history)
+            yield self._outputs(gr.skip(), chat, gr.skip(), gr.skip(), history)
             return
         except Exception:
             log.exception("answering %r failed", question)
             chat.append(_assistant("**Sorry:** something went wrong; the server log says what."))
-            yield self._outputs("", chat, gr.skip(), gr.skip(), history)
+            yield self._outputs(gr.skip(), chat, gr.skip(), gr.skip(), history)
             return
         origin = base_url(request)
         yield from self._stream_answer(chat, answer, origin, history, render.range_note(dates))
@@ -177,7 +199,7 @@ class ChatHandler:
         request: gr.Request,
     ) -> Iterator[tuple]:
         """A click on one of the Chatbot's example questions."""
-        yield from self.respond(selected.value["text"], chat, history, request)
+        yield from self._respond(selected.value["text"], chat, history, request, typed=False)
 
     def _stream_answer(
         self, chat: ChatMessages, answer: Answer, origin: str, history: ChatMessages, note: str
@@ -193,9 +215,9 @@ class ChatHandler:
             )
             markdown = render.answer_markdown(partial, origin, note)
             text = markdown.split(f"\n\n{render.SOURCES_HEADING}")[0]
-            yield self._outputs("", [*chat, _assistant(text)], gr.skip(), gr.skip(), history)
+            yield self._outputs(gr.skip(), [*chat, _assistant(text)], gr.skip(), gr.skip(), history)
         turn = self._turn(chat, answer, origin, history, note)
-        yield self._outputs("", turn.chat, turn.sources_html, turn.plain_text, turn.history)
+        yield self._outputs(gr.skip(), turn.chat, turn.sources_html, turn.plain_text, turn.history)
 
     def _turn(
         self, chat: ChatMessages, answer: Answer, origin: str, history: ChatMessages, note: str
@@ -214,8 +236,10 @@ class ChatHandler:
         return Turn(chat, sources_html, render.answer_plain_text(answer, note), history)
 
     def _outputs(
-        self, question: str, chat: ChatMessages, sources: Any, plain: Any, history: ChatMessages
+        self, question: Any, chat: ChatMessages, sources: Any, plain: Any, history: ChatMessages
     ) -> tuple:
+        """``question``: what the question box shows; once it is emptied as the question
+        is asked, ``gr.skip()``, so that the next question typed meanwhile stays there."""
         if self.with_sources:
             return question, chat, sources, plain, history
         return question, chat, history
@@ -314,7 +338,12 @@ def build_chat(engine: EngineProvider, concurrency: int) -> gr.Blocks:
         }
         asked = [question.submit(inputs=[question, since, until, chatbot, history], **ask)]
         for button in example_buttons:
-            asked.append(button.click(inputs=[button, since, until, chatbot, history], **ask))
+            asked.append(
+                button.click(
+                    inputs=[button, since, until, chatbot, history],
+                    **(ask | {"fn": handler.respond_to_button_in_range}),
+                )
+            )
         _show_answers_first(
             chatbot, "chat", [question.submit, *(b.click for b in example_buttons)], asked
         )

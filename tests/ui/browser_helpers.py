@@ -27,9 +27,19 @@ def open_chat(watched, server: LocalServer):  # noqa: ANN001, ANN201
 
 def ask(page, question: str, chat: str = "#chat") -> None:  # noqa: ANN001
     """Type, press Enter, and wait for this turn's final answer (it ends in its sources)."""
+    wait_for_answer(page, submit(page, question, chat), chat)
+
+
+def submit(page, question: str, chat: str = "#chat") -> int:  # noqa: ANN001
+    """Type and press Enter; the number of answers shown before (for ``wait_for_answer``)."""
     before = page.locator(f"{chat} [data-testid='bot']").count()
     page.locator("#question textarea").fill(question)
     page.locator("#question textarea").press("Enter")
+    return before
+
+
+def wait_for_answer(page, before: int, chat: str = "#chat") -> None:  # noqa: ANN001
+    """Wait for the final answer after the ``before`` ones shown (it ends in its sources)."""
     page.wait_for_function(
         """([chat, before]) => {
             const bots = document.querySelectorAll(chat + " [data-testid='bot']");

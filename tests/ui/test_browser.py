@@ -15,6 +15,8 @@ from browser_helpers import (
     open_chat,
     open_citation,
     same_text,
+    submit,
+    wait_for_answer,
 )
 
 from ui.screenshots import EXAMPLE_QUESTION, WAIT_MS, HostPage, host_page_html
@@ -85,6 +87,26 @@ def test_follow_up_is_understood_in_context(watched, server) -> None:
         assert same_text(c["quote"]) in shown
     assert page.locator("#chat [data-testid='user']").count() == 2
     assert_only_loopback(watched)
+
+
+def test_a_question_typed_while_an_answer_comes_stays_in_the_box(watched, server) -> None:
+    following = "Where did Zelensky meet US Defense Secretary Lloyd Austin?"
+    page = open_chat(watched, server)
+    box = page.locator("#question textarea")
+    before = submit(page, EXAMPLE_QUESTION)
+    # The box is emptied as the question is asked; the next one is typed meanwhile.
+    page.wait_for_function(
+        "() => document.querySelector('#question textarea').value === ''", timeout=WAIT_MS
+    )
+    box.fill(following)
+    wait_for_answer(page, before)
+    assert box.input_value() == following
+
+    before = page.locator("#chat [data-testid='bot']").count()
+    box.press("Enter")
+    wait_for_answer(page, before)
+    assert "Ramstein" in last_answer(page).inner_text()
+    assert box.input_value() == ""
 
 
 def test_clearing_the_chat_forgets_the_conversation(watched, server) -> None:
