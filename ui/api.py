@@ -37,6 +37,7 @@ from fastapi.responses import (
     Response,
 )
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.routing import Match, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from rag.engine import Engine, get_engine
@@ -380,6 +381,32 @@ def _add_api_routes(app: FastAPI, engine: Callable[[], Engine]) -> None:
         except BadQuestionError as exc:
             return JSONResponse({"detail": str(exc)}, status_code=404)
         return _json({**vars(document), "text": text})
+
+    # Last: a method or path no route above takes. Without it, the chat app mounted at "/"
+    # would answer "Not Found" to `GET /api/ask`.
+    @app.api_route("/api/{path:path}", methods=list(ANY_METHOD), include_in_schema=False)
+    def no_such_route(request: Request, path: str) -> JSONResponse:
+        allowed = sorted(
+            method
+            for route in app.routes
+            if isinstance(route, Route) and route.path.startswith("/api/")
+            if route.matches(request.scope)[0] is Match.PARTIAL
+            for method in route.methods or ()
+        )
+        if allowed:
+            listed = ", ".join(allowed)
+            return JSONResponse(
+                {"detail": f"{request.method} is not allowed on {request.url.path}; use {listed}"},
+                status_code=405,
+                headers={"Allow": listed},
+            )
+        return JSONResponse(
+            {"detail": f"no API route {request.url.path}; GET /api/openapi.json lists them"},
+            status_code=404,
+        )
+
+
+ANY_METHOD = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE")
 
 
 def _json(content: object) -> Response:

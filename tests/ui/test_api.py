@@ -180,6 +180,31 @@ def test_health_sources_and_openapi(client: httpx.Client) -> None:
     assert client.get("/docs").status_code == 404 or "swagger" not in client.get("/docs").text
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "allowed"),
+    [
+        ("GET", "/api/ask", "POST"),  # an API route opened in a browser
+        ("PUT", "/api/ask", "POST"),
+        ("POST", "/api/health", "GET"),
+        ("DELETE", "/api/articles/003_042faa28e221901a", "GET"),
+    ],
+)
+def test_a_method_a_route_does_not_take_is_405_saying_which_it_does(
+    client: httpx.Client, method: str, path: str, allowed: str
+) -> None:
+    response = client.request(method, path)
+    assert response.status_code == 405
+    assert response.headers["allow"] == allowed
+    assert response.json()["detail"] == f"{method} is not allowed on {path}; use {allowed}"
+
+
+def test_an_unknown_api_route_is_a_json_404(client: httpx.Client) -> None:
+    response = client.get("/api/answers")
+    assert response.status_code == 404
+    assert "/api/openapi.json" in response.json()["detail"]
+    assert client.get("/").status_code == 200  # the chat, mounted at "/", is not shadowed
+
+
 def test_concurrent_users_all_get_answers(client: httpx.Client) -> None:
     questions = [EXAMPLE_QUESTION, "Where did Zelensky meet Lloyd Austin?"] * 12
 
