@@ -13,9 +13,10 @@ from __future__ import annotations
 import numpy as np
 
 from rag.dates import display_date
+from rag.features import holds_every_term
 from rag.models import Citation, quoted
 from rag.retrieve import Corpus
-from rag.scorer import ComposeRules
+from rag.scorer import ComposeRules, Logistic
 
 ANSWER_CHAR_BUDGET = 450  # the median answer stays within this (``rag.fit`` checks it)
 # First words that point back to the sentence before ("He said…", "This means…").
@@ -41,6 +42,76 @@ _POINTING_BACK = frozenset(
     ]
 )
 _POINTING_BACK_PHRASES = ("one of these", "one of them", "one of those", "the move", "the deal")
+
+
+def choose(
+    corpus: Corpus,
+    probs: np.ndarray,
+    rules: ComposeRules,
+    max_quotes: int,
+    *,
+    sides: list[int] | None = None,
+    latest: bool = False,
+    changed: bool = False,
+) -> list[int]:
+    """The sentence rows to quote, best first (the fit scores the rules by this too).
+
+    ``changed`` ("how did X change"): a dated quote from each of the likeliest dated
+    articles, when two are dated. ``latest`` ("latest/current/now"): the newest likely
+    article leads. ``sides``: the best sentence of each side of an "A's and B's" or
+    two-part question (``best_per_side``), quoted too.
+    """
+    if changed and (rows := timeline(corpus, probs, rules.other_article, max_quotes)):
+        return rows
+    if latest and not changed:
+        probs = prefer_newest(corpus, probs, rules.other_article)
+    return select(corpus, probs, rules, max_quotes, required=sides)
+
+
+def best_per_side(sentence: Logistic, side_values: list[np.ndarray]) -> list[int]:
+    """The best sentence for each side of a question, by the ranker's logits over that
+    side's features; a sentence that best answers both is one side's only."""
+    rows: list[int] = []
+    for values in side_values:
+        logits = sentence.logits(values)
+        logits[rows] = -np.inf
+        rows.append(int(np.argmax(logits)))
+    return rows
+
+
+def keyword_first(
+    corpus: Corpus, terms: list[str], logits: np.ndarray, probs: np.ndarray
+) -> int | None:
+    """A keyword search ("Storm Shadow") quotes first the likeliest sentence that holds
+    every keyword (its probability raised above the best in ``probs``), and is not
+    refused: the archive mentions what was searched for. The scorer, fitted on questions,
+    ranks such a sentence low when the words are few (seeds set: 2 of its 9 keyword
+    searches were refused). Its row, or None when no sentence holds every keyword."""
+    holding = np.flatnonzero(holds_every_term(corpus, terms)) if terms else np.zeros(0, int)
+    if not holding.size:
+        return None
+    row = int(holding[np.argmax(logits[holding])])
+    probs[row] = np.nextafter(probs.max(), 2.0)
+    return row
+
+
+def prefer_newest(corpus: Corpus, probs: np.ndarray, likely: float) -> np.ndarray:
+    """For "latest/current/now" questions: the newest dated article whose best sentence
+    is likely enough (``likely``, or half the best probability) leads the answer."""
+    best = float(probs.max())
+    floor = min(likely, best / 2)
+    newest: tuple[str, int] | None = None  # (published, row of its best sentence)
+    for doc in dict.fromkeys(corpus.sentence_doc):
+        rows = np.flatnonzero(corpus.sentence_doc == doc)
+        row = int(rows[np.argmax(probs[rows])])
+        published = corpus.sentences.metadatas[row].get("published")
+        if published and probs[row] >= floor and (newest is None or published > newest[0]):
+            newest = (published, row)
+    if newest is None:
+        return probs
+    out = probs.copy()
+    out[newest[1]] = max(best + 1e-6, out[newest[1]])
+    return out
 
 
 def select(

@@ -18,11 +18,11 @@ import numpy as np
 
 from rag.components.embedding import EmbeddingModel, embed_question, load_embedding
 from rag.components.reader import Reader
-from rag.compose import compose, refusal_text, select, timeline
+from rag.compose import best_per_side, choose, compose, keyword_first, refusal_text
 from rag.dates import DateRange, asks_for_latest, asks_how_it_changed
 from rag.documents import PIPELINE_VERSION
 from rag.errors import BadQuestionError, EmptyIndexError, IndexUnavailableError, RagError
-from rag.features import SentenceTable, evidence_features, holds_every_term, sentence_features
+from rag.features import SentenceTable, evidence_features, sentence_features
 from rag.lexical import Analyzer, LexicalIndex, load_synonyms, open_lexical, sync_lexical
 from rag.models import Answer, Passage, SourceDocument
 from rag.question import Question, sides
@@ -239,23 +239,14 @@ class Engine:
         ):
             text, citations = refusal_text(), []
         else:
-            probs = evidence.probs
-            if latest and not changed:
-                probs = prefer_newest(evidence.corpus, probs, self.model.compose.other_article)
-            rows = []
-            if changed:  # a dated quote from each of the likeliest dated articles
-                rows = timeline(
-                    evidence.corpus,
-                    probs,
-                    self.model.compose.other_article,
-                    self.settings.max_quotes,
-                )
-            rows = rows or select(
+            rows = choose(
                 evidence.corpus,
-                probs,
+                evidence.probs,
                 self.model.compose,
                 self.settings.max_quotes,
-                required=evidence.sides,
+                sides=evidence.sides,
+                latest=latest,
+                changed=changed,
             )
             docs = list(dict.fromkeys(str(evidence.corpus.sentence_doc[r]) for r in rows))
             text, citations = compose(
@@ -347,15 +338,8 @@ class Engine:
         best = int(np.argmax(logits))
         overall = evidence_features(table, logits, best, corpus.sentence_doc, read)
         probs = sigmoid(logits)
-        keyword_row = None
         terms = table.terms if reading.keywords else []
-        if terms and (holding := np.flatnonzero(holds_every_term(corpus, terms))).size:
-            # A keyword search ("Storm Shadow") quotes first the likeliest sentence that
-            # holds every keyword, and is not refused: the archive mentions what was
-            # searched for. The scorer, fitted on questions, ranks such a sentence low
-            # when the words are few (seeds set: 2 of its 9 keyword searches were refused).
-            keyword_row = int(holding[np.argmax(logits[holding])])
-            probs[keyword_row] = np.nextafter(probs.max(), 2.0)
+        keyword_row = keyword_first(corpus, terms, logits, probs)
         return Evidence(
             corpus=corpus,
             probs=probs,
@@ -363,22 +347,19 @@ class Engine:
             passages=[
                 _passage(corpus, p.row, p.score) for p in rank_passages(candidates, logits, top_k)
             ],
-            sides=self._best_per_side(candidates, reading),
+            sides=best_per_side(self.model.sentence, self.side_values(candidates, reading)),
             keyword_row=keyword_row,
         )
 
-    def _best_per_side(self, candidates: Candidates, reading: Question) -> list[int]:
-        """For "A's and B's …" and two-part questions, the best sentence for each side,
-        each side its own: a sentence that best answers both is one side's only."""
-        rows: list[int] = []
+    def side_values(self, candidates: Candidates, reading: Question) -> list[np.ndarray]:
+        """For "A's and B's …" and two-part questions, the candidates' features for each
+        side asked on its own (``rag.compose.best_per_side``); [] for other questions."""
+        values = []
         for side in sides(reading.text):
             vectors = embed_question(self.embedding, side)
             terms = self.analyzer.terms(side)
-            table = sentence_features(candidates, Question.read(side), vectors, terms)
-            logits = self.model.sentence.logits(table.values)
-            logits[rows] = -np.inf
-            rows.append(int(np.argmax(logits)))
-        return rows
+            values.append(sentence_features(candidates, Question.read(side), vectors, terms).values)
+        return values
 
     @property
     def refusal_threshold(self) -> float:
@@ -442,25 +423,6 @@ class Engine:
             raise BadQuestionError(f"unknown article id: {doc_id}")
         record, text = found
         return record.as_source(), text
-
-
-def prefer_newest(corpus: Corpus, probs: np.ndarray, likely: float) -> np.ndarray:
-    """For "latest/current/now" questions: the newest dated article whose best sentence
-    is likely enough (``likely``, or half the best probability) leads the answer."""
-    best = float(probs.max())
-    floor = min(likely, best / 2)
-    newest: tuple[str, int] | None = None  # (published, row of its best sentence)
-    for doc in dict.fromkeys(corpus.sentence_doc):
-        rows = np.flatnonzero(corpus.sentence_doc == doc)
-        row = int(rows[np.argmax(probs[rows])])
-        published = corpus.sentences.metadatas[row].get("published")
-        if published and probs[row] >= floor and (newest is None or published > newest[0]):
-            newest = (published, row)
-    if newest is None:
-        return probs
-    out = probs.copy()
-    out[newest[1]] = max(best + 1e-6, out[newest[1]])
-    return out
 
 
 def _passage(corpus: Corpus, row: int, score: float) -> Passage:

@@ -37,7 +37,8 @@ from pathlib import Path
 import numpy as np
 
 from rag.components.reader import Reader, Reading
-from rag.compose import ANSWER_CHAR_BUDGET, compose, select
+from rag.compose import ANSWER_CHAR_BUDGET, best_per_side, choose, compose, keyword_first
+from rag.dates import asks_for_latest, asks_how_it_changed
 from rag.evaluation.metrics import normalize
 from rag.evaluation.runner import Question as EvalQuestion
 from rag.evaluation.runner import load_questions
@@ -95,6 +96,8 @@ class Example:
     table: SentenceTable
     docs: np.ndarray  # article of each sentence
     question_set: str  # the file the question comes from
+    asked: Question  # the question as the engine reads it
+    side_values: list[np.ndarray]  # the candidates' features for each side of the question
     reading: Reading | None = None  # what the reader said of the ranker's best candidates
 
 
@@ -106,7 +109,8 @@ def collect(
     engine = Engine(settings, auto_ingest=False, model=UNFITTED)
     examples = []
     for q in questions:
-        found = engine.candidates(Question.read(q.question))
+        asked = Question.read(q.question)
+        found = engine.candidates(asked)
         if found is None:
             continue
         candidates, table = found
@@ -120,6 +124,8 @@ def collect(
                 table,
                 corpus.sentence_doc,
                 question_set,
+                asked,
+                engine.side_values(candidates, asked),
             )
         )
     return examples
@@ -297,15 +303,17 @@ def composition_score(
 ) -> CompositionScore:
     """The composed answers' key facts, citation precision and median length, quotation
     marks and [n] markers included; the longest median of the question sets counts (each
-    set must keep within budget)."""
+    set must keep within budget). Answers are chosen as the engine chooses them
+    (``rag.compose.choose``): keyword searches, both sides of two-sided questions,
+    "latest" and "how did it change" questions included."""
     found: list[float] = []
     precision: list[float] = []
     lengths: dict[str, list[int]] = {}
+    max_quotes = get_settings().max_quotes
     for ex in examples:
         if not ex.question.answerable:
             continue
-        probs = sigmoid(scoring.logits(ex))
-        rows = select(ex.corpus, probs, rules)
+        rows = composed_rows(ex, scoring, rules, max_quotes)
         answer = normalize(" ".join(ex.corpus.sentences.texts[r] for r in rows))
         groups = ex.question.must_contain
         found.append(
@@ -313,12 +321,29 @@ def composition_score(
         )
         gold = set(ex.question.gold_sources)
         precision.append(float(np.mean([str(ex.docs[r]) in gold for r in rows])))
-        text, _ = compose(ex.corpus, rows)
+        text, _ = compose(ex.corpus, rows, by_date=asks_how_it_changed(ex.asked.text))
         lengths.setdefault(ex.question_set, []).append(len(text))
     return CompositionScore(
         float(np.mean(found)),
         float(np.mean(precision)),
         max(float(statistics.median(v)) for v in lengths.values()),
+    )
+
+
+def composed_rows(ex: Example, scoring: Scoring, rules: ComposeRules, max_quotes: int) -> list[int]:
+    """The sentence rows the engine would quote for ``ex`` under ``rules``."""
+    logits = scoring.logits(ex)
+    probs = sigmoid(logits)
+    asked = ex.asked
+    keyword_first(ex.corpus, ex.table.terms if asked.keywords else [], logits, probs)
+    return choose(
+        ex.corpus,
+        probs,
+        rules,
+        max_quotes,
+        sides=best_per_side(scoring.sentence, ex.side_values),
+        latest=asks_for_latest(asked.text),
+        changed=asks_how_it_changed(asked.text),
     )
 
 

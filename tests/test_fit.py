@@ -1,0 +1,58 @@
+"""``rag.fit`` scores the composition rules on the answers the engine would give.
+
+The fit picks its composition rules by the key facts and citations of composed answers;
+those answers must be the ones ``Engine.ask`` quotes, for every kind of question the
+engine composes its own way (a keyword search, a question about two sides, a question
+about change over time), or the rules are fitted to answers nobody sees. Real engine,
+real model, the shipped scorer, the seed articles.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from rag.components.reader import Reader
+from rag.evaluation.runner import Question as EvalQuestion
+from rag.fit import READER_CANDIDATES, Scoring, collect, composed_rows
+
+QUESTIONS = [
+    "What are Russia's stated conditions for talks?",
+    "How do Kyiv's and Moscow's conditions for negotiations compare?",  # two sides
+    "Tomahawk leak",  # a keyword search
+    "How has Zelensky's position on talking with Putin changed over time?",
+]
+
+
+@pytest.fixture(scope="module")
+def examples(seed_settings):  # noqa: ANN001, ANN201
+    asked = [
+        EvalQuestion(
+            id=f"q{n:03d}",
+            kind="fact",
+            question=text,
+            reference_answer="-",
+            gold_sources=["003_042faa28e221901a"],  # labels only: the test compares quotes
+            must_contain=[["Peskov"]],
+            answerable=True,
+        )
+        for n, text in enumerate(QUESTIONS)
+    ]
+    return collect(asked, seed_settings)
+
+
+def test_the_fit_composes_each_answer_as_the_engine_does(engine, examples) -> None:  # noqa: ANN001
+    model = engine.model
+    reader = Reader(engine.settings, engine.embedding)
+    scoring = Scoring(model.sentence, model.reader)
+    assert [ex.question.question for ex in examples] == QUESTIONS
+    assert len(examples[1].side_values) == 2 and examples[2].asked.keywords
+    for ex in examples:
+        logits = model.sentence.logits(ex.values)
+        ex.reading = reader.read_best(ex.question.question, ex.corpus.sentences, logits, 2)
+        assert model.reader.candidates == READER_CANDIDATES
+        rows = composed_rows(ex, scoring, model.compose, engine.settings.max_quotes)
+        quoted = [ex.corpus.sentences.texts[r] for r in rows]
+
+        answer = engine.ask(ex.question.question)
+        assert not answer.refused
+        assert sorted(c.quote for c in answer.citations) == sorted(quoted)
