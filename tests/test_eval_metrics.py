@@ -232,3 +232,22 @@ def test_a_quote_from_a_windows_1252_file_is_checked_in_its_decoded_text(tmp_pat
     citation = {"source": str(path), "start": 0, "end": len(quote), "quote": quote}
     assert metrics.quote_is_verbatim(citation)
     assert not metrics.quote_is_verbatim({**citation, "quote": quote.replace("\u00a3", "$")})
+
+
+def test_what_a_question_leaves_out_is_not_scored() -> None:
+    """A question of one's own set without gold articles or key facts: those metrics are
+    left out of the averages, and citing some article is no failure."""
+    question = {"answerable": True, "gold_sources": [], "must_contain": [],
+                "reference_answer": "At Ramstein Air Base."}  # fmt: skip
+    answer = {"answer": "“He met Austin at the Ramstein Air Base.” [1]", "refused": False,
+              "citations": [{"n": 1, "doc_id": "x", "source": "nowhere.txt", "start": 0,
+                             "end": 5, "quote": "He met"}],
+              "passages": [{"doc_id": "x", "score": 1.0}]}  # fmt: skip
+    scores = metrics.score_answer(question, answer, k=3)
+    for key in ("hit_at_1", "mrr", "key_fact_recall", "citation_precision", "citation_recall"):
+        assert scores[key] is None, key
+    assert scores["token_f1"] > 0
+    assert not any("gold" in reason or "key facts" in reason for reason in scores["failures"])
+    row = metrics.summarize([{"answerable": True, "refused": False, "scores": scores,
+                      "latency_ms": 1.0, "wall_ms": 1.0}])  # fmt: skip
+    assert row["hit_at_1"] is None and row["key_fact_recall"] is None and row["token_f1"] > 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from pathlib import Path
 
@@ -85,7 +86,7 @@ def test_schema_rejects_inconsistent_entries() -> None:
     bad = [
         {**good, "answerable": False},
         {**good, "must_contain": [[]]},
-        {**good, "gold_sources": []},
+        {**good, "reference_answer": " "},
         {**good, "kind": "trivia"},
         {**good, "extra": 1},
         {**good, "kind": "unanswerable", "answerable": False},  # keeps gold data
@@ -93,6 +94,43 @@ def test_schema_rejects_inconsistent_entries() -> None:
     for entry in bad:
         with pytest.raises(ValueError):
             Question.model_validate(entry)
+
+
+def test_the_projects_sets_give_every_field() -> None:
+    """A set of one's own may leave out articles and key facts; the project's never do."""
+    sets = [DEFAULT_SET, BBC_DIR / "fit.jsonl", BBC_DIR / "heldout.jsonl"]
+    for path in sets:
+        for q in load_questions(path):
+            assert re.fullmatch(r"q\d{3,}", q.id), (path, q.id)
+            assert not q.answerable or (q.gold_sources and q.must_contain), (path, q.id)
+
+
+def test_plain_question_answer_pairs_are_an_eval_set(tmp_path: Path) -> None:
+    path = tmp_path / "mine.jsonl"
+    lines = [
+        {"question": "Where did Zelensky meet Lloyd Austin?", "answer": "At Ramstein."},
+        {"question": "What did the Pope say about it?", "answer": None},
+        {"question": "Who spoke for the Kremlin?", "answer": "Dmitry Peskov",
+         "key_facts": ["Peskov", ["Kremlin", "Moscow"]], "gold_sources": ["003_042faa28e221901a"]},
+    ]  # fmt: skip
+    path.write_text("\n".join(json.dumps(line) for line in lines) + "\n", encoding="utf-8")
+    first, second, third = load_questions(path)
+    assert (first.id, first.kind, first.answerable) == ("line-1", "fact", True)
+    assert first.reference_answer == "At Ramstein."
+    assert first.gold_sources == first.must_contain == []
+    assert (second.id, second.kind, second.answerable) == ("line-2", "unanswerable", False)
+    assert third.must_contain == [["Peskov"], ["Kremlin", "Moscow"]]
+
+
+def test_a_bad_line_says_which_field_is_wrong_in_plain_words(tmp_path: Path) -> None:
+    path = tmp_path / "mine.jsonl"
+    path.write_text('{"answer": "x", "sources": ["a"]}\n', encoding="utf-8")
+    with pytest.raises(ValueError) as raised:
+        load_questions(path)
+    message = str(raised.value)
+    assert message.startswith(f"{path}:1: ")
+    assert "question: Field required" in message and "sources: Extra inputs" in message
+    assert "pydantic.dev" not in message and "input_value" not in message
 
 
 def test_load_questions_names_the_bad_line(tmp_path: Path) -> None:

@@ -172,7 +172,8 @@ def failure_reasons(
     ]
     if missing and not answer["refused"]:
         reasons.append("missing key facts: " + "; ".join(" | ".join(a) for a in missing))
-    wrong = sorted({c["doc_id"] for c in answer["citations"]} - set(question["gold_sources"]))
+    gold = set(question["gold_sources"])
+    wrong = sorted({c["doc_id"] for c in answer["citations"]} - gold) if gold else []
     if wrong:
         reasons.append("cites non-gold article(s): " + ", ".join(wrong))
     if not answer["refused"] and scores["citation_recall"] == 0:
@@ -198,18 +199,19 @@ def score_answer(question: dict[str, Any], answer: dict[str, Any], k: int) -> di
         "answer_chars": len(answer["answer"]),
     }
     if answerable:
-        fact_share = sum(facts) / len(facts) if facts else 1.0
+        # A set of one's own may leave out the articles or the key facts: not scored then.
+        has_gold, has_facts = bool(gold), bool(question["must_contain"])
         scores |= {
-            "hit_at_1": hit_at(ranked, gold, 1),
-            "hit_at_k": hit_at(ranked, gold, k),
-            "mrr": reciprocal_rank(ranked, gold),
-            "key_fact_recall": 0.0 if refused else fact_share,
-            "all_key_facts": float(not refused and all(facts)),
+            "hit_at_1": hit_at(ranked, gold, 1) if has_gold else None,
+            "hit_at_k": hit_at(ranked, gold, k) if has_gold else None,
+            "mrr": reciprocal_rank(ranked, gold) if has_gold else None,
+            "key_fact_recall": (0.0 if refused else sum(facts) / len(facts)) if has_facts else None,
+            "all_key_facts": float(not refused and all(facts)) if has_facts else None,
             "token_f1": 0.0
             if refused
             else token_f1(answer["answer"], question["reference_answer"]),
-            "citation_precision": citation_precision(citations, gold),
-            "citation_recall": citation_recall(citations, gold),
+            "citation_precision": citation_precision(citations, gold) if has_gold else None,
+            "citation_recall": citation_recall(citations, gold) if has_gold else None,
         }
     scores["failures"] = failure_reasons(question, scores, answer)
     return scores

@@ -19,7 +19,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from rag.errors import RagError
 from rag.evaluation.metrics import resolve_source, score_answer, summarize
@@ -57,26 +65,52 @@ LOWER_IS_BETTER = frozenset(
 
 
 class Question(BaseModel):
-    """One line of ``eval/questions.jsonl``."""
+    """One line of an eval set: a question, and what answers it.
+
+    The project's sets give every field. A set of one's own may be plain question/answer
+    pairs, ``{"question": …, "answer": …}`` (``"answer": null`` for a question the articles
+    do not answer); what a line does not give is not scored: without ``gold_sources`` (the
+    article ids ``rag sources`` lists) no article is checked, without ``must_contain`` (or
+    ``key_facts``: strings, or lists of alternatives) no key fact. Its id is then its line
+    number, its kind "fact" (or "unanswerable").
+    """
 
     model_config = ConfigDict(extra="forbid")
 
-    id: str = Field(pattern=r"^q\d{3,}$")
-    kind: Kind
+    id: str = Field(default="", pattern=r"^\S*$")  # "" until ``load_questions`` numbers it
+    kind: Kind | None = None
     question: str = Field(min_length=5)
-    reference_answer: str = Field(min_length=1)
-    gold_sources: list[str]
-    must_contain: list[list[str]]
-    answerable: bool
+    reference_answer: str | None = Field(
+        default=None, validation_alias=AliasChoices("reference_answer", "answer")
+    )
+    gold_sources: list[str] = Field(default_factory=list)
+    must_contain: list[list[str]] = Field(
+        default_factory=list, validation_alias=AliasChoices("must_contain", "key_facts")
+    )
+    answerable: bool | None = None
     # An unanswerable question about someone or something the corpus does cover.
     near_miss: bool = False
 
+    @field_validator("must_contain", mode="before")
+    @classmethod
+    def _facts_as_groups(cls, value: object) -> object:
+        """A key fact given as one string is a group of one alternative."""
+        if isinstance(value, list):
+            return [[item] if isinstance(item, str) else item for item in value]
+        return value
+
     @model_validator(mode="after")
     def _consistent(self) -> Question:
+        if self.answerable is None:
+            self.answerable = (
+                self.kind != "unanswerable" if self.kind else self.reference_answer is not None
+            )
+        self.kind = self.kind or ("fact" if self.answerable else "unanswerable")
         if self.answerable != (self.kind != "unanswerable"):
             raise ValueError("answerable must be false exactly for kind 'unanswerable'")
-        if self.answerable and not (self.gold_sources and self.must_contain):
-            raise ValueError("an answerable question needs gold_sources and must_contain")
+        if self.answerable and not (self.reference_answer or "").strip():
+            raise ValueError("an answerable question needs its answer (reference_answer)")
+        self.reference_answer = self.reference_answer or ""
         if not self.answerable and (self.gold_sources or self.must_contain):
             raise ValueError("an unanswerable question has no gold_sources or must_contain")
         if any(not group or not all(alt.strip() for alt in group) for group in self.must_contain):
@@ -100,9 +134,11 @@ def load_questions(path: Path) -> list[Question]:
     for number, line in enumerate(lines, 1):
         if line.strip():
             try:
-                questions.append(Question.model_validate_json(line))
-            except ValueError as exc:
-                raise EvalSetError(f"{path}:{number}: {exc}") from exc
+                question = Question.model_validate_json(line)
+            except ValidationError as exc:
+                raise EvalSetError(f"{path}:{number}: {_plain(exc)}") from exc
+            question.id = question.id or f"line-{number}"
+            questions.append(question)
     if not questions:
         raise EvalSetError(f"the eval set {path} has no questions")
     ids = [q.id for q in questions]
@@ -111,6 +147,16 @@ def load_questions(path: Path) -> list[Question]:
             f"the eval set {path} repeats ids: {sorted({i for i in ids if ids.count(i) > 1})}"
         )
     return questions
+
+
+def _plain(error: ValidationError) -> str:
+    """Pydantic's errors as "field: message" lines, without its links and echoed input."""
+    lines = []
+    for e in error.errors(include_url=False, include_input=False):
+        where = ".".join(str(part) for part in e["loc"])
+        message = e["msg"].removeprefix("Value error, ")
+        lines.append(f"{where}: {message}" if where else message)
+    return "; ".join(lines)
 
 
 # --- thresholds -----------------------------------------------------------------------------
