@@ -6,6 +6,10 @@ alone ("He said…", "One of these…"), and the one after it when that one goes
 ("One of these conditions is…", "But…", "However, …"); another sentence of the same
 article, or another article's best one (the other side of a comparison), when the scorer
 finds them likely enough. Quotes are grouped by article, in text order, and each is cited [n].
+
+``choose`` picks the sentences for every kind of question (a keyword search, a question
+about two sides, "latest", "how did it change"); ``rag.fit`` scores its rules through it,
+so the rules are fitted on the answers users get.
 """
 
 from __future__ import annotations
