@@ -74,6 +74,46 @@ SHOW_LATEST_ANSWER_JS = """
   return args;
 }
 """
+# Gradio runs one question at a time and drops an Enter pressed (or Ask clicked) while an
+# answer is still coming. Instead, the question stays in its box and is asked as soon as
+# that answer is done. ``answering`` is true from a question's start to its answer's end.
+ASK_WHEN_DONE_JS = """
+(...args) => {
+  const queue = (window.ragQueue = window.ragQueue || {answering: 0, waiting: false});
+  const typed = () => {
+    const box = document.querySelector("#question textarea");
+    return box && box.value.trim() !== "";
+  };
+  if (!queue.listening) {
+    queue.listening = true;
+    document.addEventListener("keydown", (event) => {
+      const inBox = event.target.closest && event.target.closest("#question");
+      if (inBox && event.key === "Enter" && !event.shiftKey && !event.isComposing
+          && queue.answering > 0 && typed()) queue.waiting = true;
+    }, true);
+    document.addEventListener("click", (event) => {
+      const ask = event.target.closest && event.target.closest("#question .submit-button");
+      if (ask && event.isTrusted && queue.answering > 0 && typed()) queue.waiting = true;
+    }, true);
+  }
+  if (%(starting)s) {
+    queue.answering += 1;
+  } else {
+    queue.answering = Math.max(0, queue.answering - 1);
+    if (queue.answering === 0 && queue.waiting) {
+      queue.waiting = false;
+      setTimeout(() => {
+        const ask = document.querySelector("#question .submit-button");
+        if (ask && typed()) ask.click();
+      }, 100);
+    }
+  }
+  return args;
+}
+"""
+# The asking event's own step in the browser (an event Gradio drops runs none): it counts
+# the answer as started, and passes the event's inputs on unchanged.
+ASKING_JS = ASK_WHEN_DONE_JS % {"starting": "true"}
 # Follow-ups look back this many messages (user and assistant turns).
 HISTORY_MESSAGES = 20
 
@@ -332,6 +372,7 @@ def build_chat(engine: EngineProvider, concurrency: int) -> gr.Blocks:
         ask = {
             "fn": handler.respond_in_range,
             "outputs": outputs,
+            "js": ASKING_JS,
             "api_visibility": "private",
             "concurrency_limit": concurrency,
             "concurrency_id": "ask",
@@ -372,6 +413,8 @@ def _show_answers_first(
         trigger(None, js=show_latest_answer_js(chat_id, True), **_CLIENT_ONLY)
     for event in asked:
         event.then(None, js=show_latest_answer_js(chat_id, False), **_CLIENT_ONLY)
+    for event in asked:
+        event.then(None, js=ASK_WHEN_DONE_JS % {"starting": "false"}, **_CLIENT_ONLY)
 
 
 _CLIENT_ONLY: dict[str, Any] = {"queue": False, "api_visibility": "private"}
@@ -443,6 +486,7 @@ def build_widget(engine: EngineProvider, concurrency: int) -> gr.Blocks:
         question = _question_box()
         ask = {
             "outputs": [question, chatbot, history],
+            "js": ASKING_JS,
             "api_visibility": "private",
             "concurrency_limit": concurrency,
             "concurrency_id": "ask",

@@ -109,6 +109,24 @@ def test_a_question_typed_while_an_answer_comes_stays_in_the_box(watched, server
     assert box.input_value() == ""
 
 
+def test_enter_pressed_while_an_answer_comes_asks_once_it_is_done(watched, server) -> None:
+    following = "Where did Zelensky meet US Defense Secretary Lloyd Austin?"
+    page = open_chat(watched, server)
+    box = page.locator("#question textarea")
+    before = submit(page, EXAMPLE_QUESTION)
+    page.wait_for_function(
+        "() => document.querySelector('#question textarea').value === ''", timeout=WAIT_MS
+    )
+    box.fill(following)
+    box.press("Enter")  # while the first answer is still coming (Gradio would drop it)
+    wait_for_answer(page, before + 1)
+    users = page.locator("#chat [data-testid='user']")
+    assert users.count() == 2 and same_text(following) in same_text(users.last.inner_text())
+    assert "Ramstein" in last_answer(page).inner_text()
+    assert box.input_value() == ""
+    assert watched.page_errors == []
+
+
 def test_clearing_the_chat_forgets_the_conversation(watched, server) -> None:
     page = open_chat(watched, server)
     ask(page, EXAMPLE_QUESTION)
