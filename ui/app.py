@@ -98,6 +98,7 @@ ASK_WHEN_DONE_JS = """
   }
   if (%(starting)s) {
     queue.answering += 1;
+    queue.waiting = false;  // a waiting question is this one, or was asked by Gradio itself
   } else {
     queue.answering = Math.max(0, queue.answering - 1);
     if (queue.answering === 0 && queue.waiting) {
