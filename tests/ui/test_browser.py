@@ -89,18 +89,25 @@ def test_follow_up_is_understood_in_context(watched, server) -> None:
     assert_only_loopback(watched)
 
 
-def test_a_question_typed_while_an_answer_comes_stays_in_the_box(watched, server) -> None:
-    following = "Where did Zelensky meet US Defense Secretary Lloyd Austin?"
-    page = open_chat(watched, server)
-    box = page.locator("#question textarea")
+FOLLOWING = "Where did Zelensky meet US Defense Secretary Lloyd Austin?"
+
+
+def type_while_answering(page) -> int:  # noqa: ANN001
+    """Ask the example question, then type ``FOLLOWING`` while its answer is on its way
+    (the box is emptied as a question is asked); the answers shown before it."""
     before = submit(page, EXAMPLE_QUESTION)
-    # The box is emptied as the question is asked; the next one is typed meanwhile.
     page.wait_for_function(
         "() => document.querySelector('#question textarea').value === ''", timeout=WAIT_MS
     )
-    box.fill(following)
-    wait_for_answer(page, before)
-    assert box.input_value() == following
+    page.locator("#question textarea").fill(FOLLOWING)
+    return before
+
+
+def test_a_question_typed_while_an_answer_comes_stays_in_the_box(watched, server) -> None:
+    page = open_chat(watched, server)
+    box = page.locator("#question textarea")
+    wait_for_answer(page, type_while_answering(page))
+    assert box.input_value() == FOLLOWING
 
     before = page.locator("#chat [data-testid='bot']").count()
     box.press("Enter")
@@ -110,18 +117,13 @@ def test_a_question_typed_while_an_answer_comes_stays_in_the_box(watched, server
 
 
 def test_enter_pressed_while_an_answer_comes_asks_once_it_is_done(watched, server) -> None:
-    following = "Where did Zelensky meet US Defense Secretary Lloyd Austin?"
     page = open_chat(watched, server)
     box = page.locator("#question textarea")
-    before = submit(page, EXAMPLE_QUESTION)
-    page.wait_for_function(
-        "() => document.querySelector('#question textarea').value === ''", timeout=WAIT_MS
-    )
-    box.fill(following)
+    before = type_while_answering(page)
     box.press("Enter")  # while the first answer is still coming (Gradio would drop it)
     wait_for_answer(page, before + 1)
     users = page.locator("#chat [data-testid='user']")
-    assert users.count() == 2 and same_text(following) in same_text(users.last.inner_text())
+    assert users.count() == 2 and same_text(FOLLOWING) in same_text(users.last.inner_text())
     assert "Ramstein" in last_answer(page).inner_text()
     assert box.input_value() == ""
     assert watched.page_errors == []
