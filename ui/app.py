@@ -115,6 +115,7 @@ ASK_WHEN_DONE_JS = """
 # The asking event's own step in the browser (an event Gradio drops runs none): it counts
 # the answer as started, and passes the event's inputs on unchanged.
 ASKING_JS = ASK_WHEN_DONE_JS % {"starting": "true"}
+ANSWERED_JS = ASK_WHEN_DONE_JS % {"starting": "false"}  # after the asking event, client-side
 # Follow-ups look back this many messages (user and assistant turns).
 HISTORY_MESSAGES = 20
 
@@ -409,13 +410,13 @@ def build_chat(engine: EngineProvider, concurrency: int) -> gr.Blocks:
 def _show_answers_first(
     chatbot: gr.Chatbot, chat_id: str, triggers: list[Callable], asked: list[Any]
 ) -> None:
-    """Scroll each new question, then its finished answer, into view (not the sources)."""
+    """Scroll each new question, then its finished answer, into view (not the sources);
+    once an answer is done, ask the question that waited for it (``ASK_WHEN_DONE_JS``)."""
     for trigger in triggers:
         trigger(None, js=show_latest_answer_js(chat_id, True), **_CLIENT_ONLY)
     for event in asked:
         event.then(None, js=show_latest_answer_js(chat_id, False), **_CLIENT_ONLY)
-    for event in asked:
-        event.then(None, js=ASK_WHEN_DONE_JS % {"starting": "false"}, **_CLIENT_ONLY)
+        event.then(None, js=ANSWERED_JS, **_CLIENT_ONLY)
 
 
 _CLIENT_ONLY: dict[str, Any] = {"queue": False, "api_visibility": "private"}
