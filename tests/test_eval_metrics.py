@@ -97,6 +97,16 @@ def test_half_right_citations() -> None:
     assert metrics.citation_precision([], [GOLD]) is None
 
 
+def test_a_key_fact_counts_in_the_first_quote_only_where_it_is_quoted_first() -> None:
+    context = citation(OTHER, "Ukrainian President Volodymyr Zelensky", source=f"seeds/{OTHER}.txt")
+    fact_second = answer(f"“{context['quote']}” [1] “{QUOTE}” [2]", [context, citation()])
+    s = metrics.score_answer(QUESTION, fact_second, k=5)
+    assert s["key_fact_recall"] == 1.0 and s["first_quote_fact"] == 0.0
+    assert metrics.score_answer(QUESTION, RIGHT, k=5)["first_quote_fact"] == 1.0
+    refusal = answer("The articles do not say.", [], refused=True)
+    assert metrics.score_answer(QUESTION, refusal, k=5)["first_quote_fact"] == 0.0
+
+
 # --- a quote off by one character -----------------------------------------------------------
 
 
@@ -244,7 +254,14 @@ def test_what_a_question_leaves_out_is_not_scored() -> None:
                              "end": 5, "quote": "He met"}],
               "passages": [{"doc_id": "x", "score": 1.0}]}  # fmt: skip
     scores = metrics.score_answer(question, answer, k=3)
-    for key in ("hit_at_1", "mrr", "key_fact_recall", "citation_precision", "citation_recall"):
+    for key in (
+        "hit_at_1",
+        "mrr",
+        "key_fact_recall",
+        "first_quote_fact",
+        "citation_precision",
+        "citation_recall",
+    ):
         assert scores[key] is None, key
     assert scores["token_f1"] > 0
     assert not any("gold" in reason or "key facts" in reason for reason in scores["failures"])

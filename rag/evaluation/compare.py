@@ -24,6 +24,7 @@ RESAMPLES = 2000
 PAIRED_METRICS = (
     ("hit_at_1", "hit@1", "answerable", True),
     ("key_fact_recall", "key-fact recall", "answerable", True),
+    ("first_quote_fact", "key fact in the first quote", "answerable", True),
     ("citation_precision", "citation precision", "answerable", True),
     ("refused", "answerable refused", "answerable", False),
     ("refused", "unanswerable refused", "unanswerable", True),

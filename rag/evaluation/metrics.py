@@ -79,6 +79,15 @@ def key_fact_recall(answer: str, must_contain: Sequence[Sequence[str]]) -> float
     return sum(matched) / len(matched) if matched else 1.0
 
 
+def first_quote_fact(
+    citations: Sequence[dict[str, Any]], must_contain: Sequence[Sequence[str]], refused: bool
+) -> float:
+    """1.0 when the answer's first quote, the one a reader meets first, holds a key fact."""
+    if refused or not citations:
+        return 0.0
+    return float(any(matched_facts(citations[0]["quote"], must_contain)))
+
+
 def token_f1(prediction: str, reference: str) -> float:
     """SQuAD token F1 between an answer and the reference answer."""
     pred, ref = tokens(prediction), tokens(reference)
@@ -207,6 +216,9 @@ def score_answer(question: dict[str, Any], answer: dict[str, Any], k: int) -> di
             "mrr": reciprocal_rank(ranked, gold) if has_gold else None,
             "key_fact_recall": (0.0 if refused else sum(facts) / len(facts)) if has_facts else None,
             "all_key_facts": float(not refused and all(facts)) if has_facts else None,
+            "first_quote_fact": first_quote_fact(citations, question["must_contain"], refused)
+            if has_facts
+            else None,
             "token_f1": 0.0
             if refused
             else token_f1(answer["answer"], question["reference_answer"]),
@@ -260,6 +272,7 @@ def summarize(records: Sequence[dict[str, Any]]) -> dict[str, float | int | None
         "mrr": over(answerable, "mrr"),
         "key_fact_recall": over(answerable, "key_fact_recall"),
         "all_key_facts": over(answerable, "all_key_facts"),
+        "first_quote_fact": over(answerable, "first_quote_fact"),
         "token_f1": over(answerable, "token_f1"),
         "median_answer_chars": (
             statistics.median(r["scores"]["answer_chars"] for r in answered) if answered else None

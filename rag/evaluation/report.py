@@ -46,6 +46,7 @@ METRICS = (
     Metric("mrr", "MRR", "MRR", section="retrieval"),
     Metric("key_fact_recall", "key-fact recall", "facts", section="answers"),
     Metric("all_key_facts", "all key facts", "all facts", section="answers"),
+    Metric("first_quote_fact", "key fact in the first quote", "1st quote", section="answers"),
     Metric("token_f1", "token F1", "F1", section="answers"),
     Metric("median_answer_chars", "median answer length", "chars", "chars", section="answers"),
     Metric("citation_precision", "citation precision", "cite P", section="citations"),
@@ -64,7 +65,9 @@ Retrieval is scored at article level on the passages, over answerable questions:
 gold article ranked first), *hit@k* (one among the top k passages), *MRR* (llama-index HitRate
 and MRR). *Key-fact recall*: share of each question's `must_contain` groups matched by one of
 their alternatives (case-insensitive); *all key facts*: share of questions matching every
-group; both 0 for a refused answerable question. *Token F1* against `reference_answer`.
+group; *key fact in the first quote*: share of questions whose first quote (the one a reader
+meets first) matches a group; all three 0 for a refused answerable question. *Token F1*
+against `reference_answer`.
 *Citation precision*: share of a question's citations that name a gold article (questions
 that cite nothing are left out); *recall*: share of gold articles cited. *Quote fidelity*:
 share of all citations whose quote is the file's text at [start, end) (an HTML character
