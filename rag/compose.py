@@ -5,7 +5,9 @@ verbatim sentences: the most probable one; the sentence before it when it cannot
 alone ("He said…", "One of these…"), and the one after it when that one goes on from it
 ("One of these conditions is…", "But…", "However, …"); another sentence of the same
 article, or another article's best one (the other side of a comparison), when the scorer
-finds them likely enough. Quotes are grouped by article, in text order, and each is cited [n].
+finds them likely enough. Quotes are grouped by article, the best article first; within an
+article the answering sentence (with the sentences it needs) leads and the others follow in
+text order. Each is cited [n].
 
 ``choose`` picks the sentences for every kind of question (a keyword search, a question
 about two sides, "latest", "how did it change"); ``rag.fit`` scores its rules through it,
@@ -248,7 +250,8 @@ def compose(
     by_date: bool = False,
     copies: dict[str, list[str]] | None = None,
 ) -> tuple[str, list[Citation]]:
-    """Group the chosen sentences by article (best article first), in text order.
+    """Group the chosen sentences (``rows``, best first) by article, best article first;
+    in each, the sentence that answers leads (``answer_first``).
 
     ``by_date``: articles in date order (undated last), each line dated ("how did X
     change" questions). ``copies``: doc id -> its near-duplicate copies ("also in: …").
@@ -264,7 +267,7 @@ def compose(
     citations: list[Citation] = []
     lines: list[str] = []
     for doc in doc_order:
-        in_doc = sorted((r for r in rows if corpus.sentence_doc[r] == doc), key=int)
+        in_doc = answer_first(corpus, [r for r in rows if corpus.sentence_doc[r] == doc])
         parts = []
         for r in in_doc:
             meta = corpus.sentences.metadatas[r]
@@ -291,6 +294,21 @@ def compose(
             line += f" (also in: {', '.join(copies[doc])})"
         lines.append(line)
     return "\n\n".join(lines), citations
+
+
+def answer_first(corpus: Corpus, rows: list[int]) -> list[int]:
+    """One article's quotes, its likeliest first in ``rows``: that sentence with those
+    around it it is read with (the one before it points back to, the ones after that point
+    back to it) leads, the others follow in text order. A reader meets the answer before
+    the context quoted beside it."""
+    texts, chosen = corpus.sentences.texts, set(rows)
+    first = last = rows[0]
+    while first - 1 in chosen and needs_antecedent(texts[first]):
+        first -= 1
+    while last + 1 in chosen and needs_antecedent(texts[last + 1]):
+        last += 1
+    lead = list(range(first, last + 1))
+    return lead + sorted(chosen - set(lead))
 
 
 def refusal_text() -> str:

@@ -69,6 +69,28 @@ def test_the_sentence_going_on_from_the_best_quote_is_quoted_after_it(
     assert quotes[row + 1].startswith(going_on), quotes
 
 
+@pytest.mark.parametrize(
+    ("question", "answering"),
+    [
+        (
+            "How much US military aid had been sent to Ukraine, including the new package?",
+            "more than $18.2 billion",
+        ),
+        (
+            "Is Moscow willing to accept Ukraine's demand to return to its 1991 borders?",
+            "completely unacceptable",
+        ),
+    ],
+)
+def test_the_answering_sentence_is_quoted_first(engine, question: str, answering: str) -> None:  # noqa: ANN001
+    """The answer opens with the sentence that answers, before the context quoted beside
+    it that comes earlier in the article (in text order the reader met that first)."""
+    citations = engine.ask(question).citations
+    first = citations[0]
+    assert answering in first.quote, [c.quote for c in citations]
+    assert any(c.doc_id == first.doc_id and c.start < first.start for c in citations[1:])
+
+
 def test_every_citation_is_verbatim_at_its_offsets(engine) -> None:  # noqa: ANN001
     questions = [json.loads(line)["question"] for line in EVAL_SET.read_text().splitlines()]
     checked = 0
