@@ -4,10 +4,10 @@ Last stage of the one path (read → retrieve → score → compose). The answer
 verbatim sentences: the most probable one; the sentence before it when it cannot be read
 alone ("He said…", "One of these…"), and the one after it when that one goes on from it
 ("One of these conditions is…", "But…", "However, …"); another sentence of the same
-article, or another article's best one (the other side of a comparison), when the scorer
-finds them likely enough. Quotes are grouped by article, the best article first; within an
-article the answering sentence (with the sentences it needs) leads and the others follow in
-text order. Each is cited [n].
+article (not its headline, which the sources show as its title), or another article's best
+one (the other side of a comparison), when the scorer finds them likely enough. Quotes are
+grouped by article, the best article first; within an article the answering sentence (with
+the sentences it needs) leads and the others follow in text order. Each is cited [n].
 
 ``choose`` picks the sentences for every kind of question (a keyword search, a question
 about two sides, "latest", "how did it change"); ``rag.fit`` scores its rules through it,
@@ -19,6 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from rag.dates import display_date
+from rag.documents import own_title
 from rag.features import holds_every_term
 from rag.models import Citation, quoted
 from rag.retrieve import Corpus
@@ -148,6 +149,8 @@ def select(
             break
         doc = str(corpus.sentence_doc[row])
         same = doc == best_doc
+        if same and is_headline(corpus, row):
+            continue  # the answer's sources show it as the article's title
         wanted = top * (rules.same_article if same else rules.other_article)
         already = (
             same_article_added >= rules.same_article_quotes
@@ -204,6 +207,13 @@ def _repeats(corpus: Corpus, row: int, picked: list[int]) -> bool:
         texts[p] == texts[row] or (docs[p] != docs[row] and groups[p] == groups[row])
         for p in picked
     )
+
+
+def is_headline(corpus: Corpus, row: int) -> bool:
+    """The sentence is its article's title line (a feed record's title is not a sentence)."""
+    title = own_title(corpus.sentences.metadatas[row])
+    text = corpus.sentences.texts[row]
+    return corpus.sentence_position[row] == 0 and text.strip() == title.strip()
 
 
 def needs_antecedent(text: str) -> bool:
