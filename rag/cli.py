@@ -176,6 +176,8 @@ def print_answer(answer: Answer) -> None:
     out.print(f"[bold]Q:[/] {escape(answer.question)}")
     if answer.standalone_question:
         out.print(f"[dim](searched for: {escape(answer.standalone_question)})[/]")
+    if answer.weak_evidence:
+        out.print(escape(answer.weak_evidence_note()), style="yellow")
     out.print(escape(answer.answer))
     if answer.citations:
         out.print()

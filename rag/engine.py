@@ -266,6 +266,10 @@ class Engine:
             },
             standalone_question=query if query != question else None,
             confidence=None if evidence is None else round(evidence.answerable, 4),
+            weak_evidence=bool(citations)
+            and evidence is not None
+            and evidence.keyword_row is None
+            and evidence.answerable < self.settings.weak_evidence_below,
         )
 
     def _copies(self, corpus: Corpus, docs: list[str]) -> dict[str, list[str]]:

@@ -46,6 +46,14 @@ class Answer:
     # Probability that the evidence answers the question. Below the threshold the answer is
     # refused, unless the question is read as a search and a sentence holds all its words.
     confidence: float | None = None
+    # Answered on evidence less likely than ``Settings.weak_evidence_below`` to answer (a
+    # keyword search whose words a quote holds is never weak): the quotes may not answer.
+    weak_evidence: bool = False
+
+    def weak_evidence_note(self) -> str:
+        """What an answer on weak evidence says above its quotes."""
+        how_likely = f" (confidence {self.confidence:.0%})" if self.confidence is not None else ""
+        return f"Weak evidence: these quotes may not answer the question{how_likely}."
 
     def to_dict(self) -> dict:
         """The ``rag ask --json`` object, key for key."""
@@ -56,6 +64,8 @@ class Answer:
             "citations": [asdict(c) for c in self.citations],
             "passages": [asdict(p) for p in self.passages],
             "timings_ms": {k: round(v, 3) for k, v in self.timings_ms.items()},
+            "confidence": self.confidence,
+            "weak_evidence": self.weak_evidence,
         }
 
 

@@ -117,6 +117,16 @@ class Settings(BaseSettings):
         description="Probability that the evidence answers, below which the answer is a "
         "refusal. Default: the fitted one (rag/data/scorer.json).",
     )
+    weak_evidence_below: float = Field(
+        default=0.5,
+        ge=0,
+        le=1,
+        description="An answer whose evidence is less likely than this to answer the question "
+        "(the probability refusal weighs) is marked as weak evidence, and the chat says so: "
+        "0.5, the evidence is likelier not to answer than to. Of the fitting sets' answers "
+        "under 0.5, 33 of 61 were wrong or to a question the archive does not answer (63 of "
+        "626 above it).",
+    )
     scorer_file: Path = Field(
         default=Path(__file__).resolve().parent / "data" / "scorer.json",
         description="The fitted sentence scorer and refusal model (`make fit`).",

@@ -15,7 +15,10 @@ from rag.errors import BadQuestionError
 from rag.models import quoted
 from tests.conftest import EXAMPLE_QUESTION, read_quote
 
-CONTRACT_KEYS = ["question", "answer", "refused", "citations", "passages", "timings_ms"]
+CONTRACT_KEYS = [
+    *["question", "answer", "refused", "citations", "passages", "timings_ms"],
+    *["confidence", "weak_evidence"],  # additive
+]
 CITATION_KEYS = [
     *["n", "doc_id", "title", "source", "quote", "start", "end"],
     *["published", "url", "publisher", "also_in"],  # additive: issue 9
@@ -164,6 +167,32 @@ def test_unanswerable_questions_are_refused(engine, question: str) -> None:  # n
     assert answer.refused
     assert answer.citations == []
     assert "don't say" in answer.answer
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "In which parts of the world has Kyiv's refusal to talk caused unease because of "
+        "rising food and fuel costs?",
+        "Who is the EU foreign-policy chief who visited Kyiv with Antonio Costa?",
+    ],
+)
+def test_an_answer_on_weak_evidence_is_marked(engine, question: str) -> None:  # noqa: ANN001
+    """Answered (the threshold allows 5% false refusals) but less likely than not to be:
+    the answer says so. Of the fitting sets' answers marked so, about half were wrong."""
+    answer = engine.ask(question)
+    assert not answer.refused and answer.weak_evidence, answer.confidence
+    assert answer.confidence is not None and answer.confidence < 0.5
+    assert answer.weak_evidence_note().startswith("Weak evidence:")
+
+
+def test_a_confident_answer_or_a_found_search_is_not_marked_weak(engine) -> None:  # noqa: ANN001
+    confident = engine.ask(EXAMPLE_QUESTION)
+    assert confident.confidence > 0.5 and not confident.weak_evidence
+    search = engine.ask("Storm Shadow")  # its words found, however unlikely an "answer"
+    assert not search.refused and not search.weak_evidence, search.confidence
+    refusal = engine.ask("What is the recipe for a good sourdough bread?")
+    assert refusal.refused and not refusal.weak_evidence
 
 
 @pytest.mark.parametrize("question", ["Why was it?", "why then?", "Who?", "And what is it?"])

@@ -113,6 +113,14 @@ class AskResponse(BaseModel):
     citations: list[CitationOut]
     passages: list[PassageOut]
     timings_ms: dict[str, float]
+    confidence: float | None = Field(
+        description="Probability that the evidence answers the question (fitted); a "
+        "refusal falls below the fitted threshold. Null when nothing was retrieved."
+    )
+    weak_evidence: bool = Field(
+        description="Answered, but the evidence is less likely than RAG_WEAK_EVIDENCE_BELOW "
+        "(0.5) to answer: the quotes may not answer the question."
+    )
 
 
 class ErrorOut(BaseModel):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -249,12 +249,7 @@ class ChatHandler:
         # One quote at a time: each paragraph of the answer is one article's quotes.
         paragraphs = answer.answer.split("\n\n")
         for shown in range(1, len(paragraphs) if not answer.refused else 1):
-            partial = Answer(
-                question=answer.question,
-                answer="\n\n".join(paragraphs[:shown]),
-                refused=False,
-                citations=answer.citations,
-            )
+            partial = replace(answer, answer="\n\n".join(paragraphs[:shown]), refused=False)
             markdown = render.answer_markdown(partial, origin, note)
             text = markdown.split(f"\n\n{render.SOURCES_HEADING}")[0]
             yield self._outputs(gr.skip(), [*chat, _assistant(text)], gr.skip(), gr.skip(), history)

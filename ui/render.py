@@ -156,6 +156,8 @@ def answer_markdown(answer: Answer, base_url: str = "", note: str = "") -> str:
     if answer.refused:
         detail = escape_markdown(_refusal_detail(answer.answer))
         return f"{lead}**The articles don't say.**\n\n{detail}"
+    if answer.weak_evidence:
+        lead += f"_{escape_markdown(answer.weak_evidence_note())}_\n\n"
     by_n = {c.n: c for c in answer.citations}
     body = "\n\n".join(
         _link_markers(paragraph, by_n, base_url) for paragraph in answer.answer.split("\n\n")
@@ -224,6 +226,8 @@ def _link_markers(text: str, by_n: dict[int, Citation], base_url: str) -> str:
 def answer_plain_text(answer: Answer, note: str = "") -> str:
     """What "copy" puts on the clipboard: the answer and its cited articles, as plain text."""
     lead = [note, ""] if note else []
+    if answer.weak_evidence:
+        lead += [answer.weak_evidence_note(), ""]
     if answer.refused or not answer.citations:
         return "\n".join([*lead, answer.answer])
     lines = [*lead, answer.answer, "", "Sources:"]

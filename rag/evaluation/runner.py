@@ -295,6 +295,7 @@ def make_record(q: Question, answer: dict[str, Any], k: int, wall_ms: float) -> 
         "answer": answer["answer"],
         "refused": bool(answer["refused"]),
         "confidence": answer.get("confidence"),
+        "weak_evidence": bool(answer.get("weak_evidence")),
         "citations": [
             {key: c[key] for key in ("n", "doc_id", "source", "start", "end", "quote")}
             for c in answer["citations"]
@@ -333,7 +334,7 @@ def run_eval(config: EvalConfig, progress: Progress = _no_progress) -> EvalResul
     started = time.perf_counter()
     records = {
         "project": ask_all(
-            lambda q: _with_confidence(engine.ask(q)),
+            lambda q: engine.ask(q).to_dict(),
             questions,
             k,
             progress("project", len(questions)),
@@ -347,10 +348,6 @@ def run_eval(config: EvalConfig, progress: Progress = _no_progress) -> EvalResul
     result = EvalResult(meta=meta, records=records)
     result.summary = {system: summarize_by_kind(rs) for system, rs in records.items()}
     return result
-
-
-def _with_confidence(answer: Any) -> dict[str, Any]:
-    return {**answer.to_dict(), "confidence": answer.confidence}
 
 
 def _run_baseline(

@@ -17,7 +17,10 @@ from ui.screenshots import EXAMPLE_QUESTION, HostPage, LocalServer
 pytestmark = pytest.mark.slow
 
 OTHER_ORIGIN = "http://127.0.0.1:9"  # never allowed
-ANSWER_KEYS = {"question", "answer", "refused", "citations", "passages", "timings_ms"}
+ANSWER_KEYS = {
+    *["question", "answer", "refused", "citations", "passages", "timings_ms"],
+    *["confidence", "weak_evidence"],
+}
 
 
 @pytest.fixture(scope="module")

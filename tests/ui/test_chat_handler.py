@@ -74,3 +74,11 @@ def test_the_widget_example_leaves_what_is_typed_in_the_box(engine) -> None:  # 
     updates = list(widget.respond_to_example(selected, [], [], None))
     assert _boxes(updates) == [LEFT_ALONE] * len(updates)
     assert "Ramstein" in updates[-1][1][-1]["content"]
+
+
+def test_an_answer_on_weak_evidence_says_so_from_its_first_update(handler: ChatHandler) -> None:
+    question = "Who is the EU foreign-policy chief who visited Kyiv with Antonio Costa?"
+    updates = list(handler.respond_in_range(question, None, None, [], [], None))
+    chats = [update[1] for update in updates[1:]]  # the first update shows the question
+    assert chats and all("Weak evidence" in chat[-1]["content"] for chat in chats)
+    assert updates[-1][3].startswith("Weak evidence")  # the plain text to copy

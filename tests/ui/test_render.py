@@ -83,6 +83,15 @@ def test_refusal_markdown() -> None:
     assert render.answer_markdown(answer).startswith("**The articles don't say.**")
 
 
+def test_an_answer_on_weak_evidence_says_so_above_its_quotes() -> None:
+    weak = Answer("q?", f"“{QUOTE}” [1]", False, [citation()], confidence=0.31, weak_evidence=True)
+    note = "Weak evidence: these quotes may not answer the question (confidence 31%)."
+    assert render.answer_markdown(weak).startswith(f"_{render.escape_markdown(note)}_\n\n“")
+    assert render.answer_plain_text(weak).startswith(f"{note}\n\n“")
+    sure = Answer("q?", f"“{QUOTE}” [1]", False, [citation()], confidence=0.9)
+    assert "Weak evidence" not in render.answer_markdown(sure) + render.answer_plain_text(sure)
+
+
 def test_plain_text_copy_has_answer_and_citations() -> None:
     answer = Answer("q?", f"“{QUOTE}” [1] “First paragraph says” [2]", False, two_quotes())
     text = render.answer_plain_text(answer, "Only articles published since 2024-11-01.")
