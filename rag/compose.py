@@ -264,16 +264,19 @@ def compose(
     in each, the sentence that answers leads (``answer_first``).
 
     ``by_date``: articles in date order (undated last), each line dated ("how did X
-    change" questions). ``copies``: doc id -> its near-duplicate copies ("also in: …").
+    change" questions), when at least two are dated; else (an undated archive, where the
+    question was answered as any other) as usual. ``copies``: doc id -> its near-duplicate
+    copies ("also in: …").
     """
     copies = copies or {}
-    doc_order = list(dict.fromkeys(str(corpus.sentence_doc[r]) for r in rows))
+    first_row: dict[str, int] = {}
+    for row in rows:
+        first_row.setdefault(str(corpus.sentence_doc[row]), row)
+    doc_order = list(first_row)
+    published = {d: corpus.sentences.metadatas[r].get("published") for d, r in first_row.items()}
+    by_date = by_date and sum(bool(day) for day in published.values()) >= 2
     if by_date:
-        first_meta = {
-            d: corpus.sentences.metadatas[next(r for r in rows if corpus.sentence_doc[r] == d)]
-            for d in doc_order
-        }
-        doc_order.sort(key=lambda d: first_meta[d].get("published") or "9999")
+        doc_order.sort(key=lambda d: published[d] or "9999")
     citations: list[Citation] = []
     lines: list[str] = []
     for doc in doc_order:

@@ -106,6 +106,15 @@ def test_a_headline_is_not_quoted_beside_its_articles_answer(engine) -> None:  #
     assert all(c.quote != c.title for c in beside), [c.quote for c in beside]
 
 
+def test_a_change_question_over_undated_articles_is_not_labelled_undated(engine) -> None:  # noqa: ANN001
+    """ "How did X change" quotes the dated articles in date order, each line dated; where
+    fewer than two are dated (the seeds have no dates) it is answered as any question, not
+    with every line labelled "Undated:"."""
+    answer = engine.ask("How has Zelensky's position on talking with Putin changed over time?")
+    assert not answer.refused
+    assert "Undated" not in answer.answer, answer.answer
+
+
 def test_every_citation_is_verbatim_at_its_offsets(engine) -> None:  # noqa: ANN001
     questions = [json.loads(line)["question"] for line in EVAL_SET.read_text().splitlines()]
     checked = 0
