@@ -234,9 +234,7 @@ class Engine:
         latest, changed = asks_for_latest(query), asks_how_it_changed(query)
         evidence = self._evidence(reading, top_k, doc_ids, dates, newest_first=latest)
         retrieved = time.perf_counter()
-        if evidence is None or (
-            evidence.answerable < self.refusal_threshold and evidence.keyword_row is None
-        ):
+        if evidence is None or evidence.below(self.refusal_threshold):
             text, citations = refusal_text(), []
         else:
             rows = choose(
@@ -266,10 +264,9 @@ class Engine:
             },
             standalone_question=query if query != question else None,
             confidence=None if evidence is None else round(evidence.answerable, 4),
-            weak_evidence=bool(citations)
-            and evidence is not None
-            and evidence.keyword_row is None
-            and evidence.answerable < self.settings.weak_evidence_below,
+            weak_evidence=evidence is not None
+            and bool(citations)
+            and evidence.below(self.settings.weak_evidence_below),
         )
 
     def _copies(self, corpus: Corpus, docs: list[str]) -> dict[str, list[str]]:
@@ -452,6 +449,12 @@ class Evidence:
     passages: list[Passage]
     sides: list[int]  # best sentence of each side of an "A's and B's" or two-part question
     keyword_row: int | None = None  # a keyword search: the best sentence holding every keyword
+
+    def below(self, level: float) -> bool:
+        """Less likely than ``level`` to answer: refused under the refusal threshold, marked
+        as weak evidence under ``weak_evidence_below``. A keyword search whose words a
+        sentence holds never is: the archive mentions what was searched for."""
+        return self.answerable < level and self.keyword_row is None
 
 
 _engine: Engine | None = None
