@@ -29,6 +29,7 @@ _WHAT_ABOUT = re.compile(
 )
 _AND_FRAGMENT = re.compile(r"^\s*and\s+(?P<subject>.+?)\s*[?.!]*\s*$", re.IGNORECASE)
 _POSSESSIVE = re.compile(r"['’]s$|['’]$")
+_DETERMINERS = frozenset({"the", "a", "an"})  # "And the Fed?" is a bare noun phrase
 
 _PRONOUNS = frozenset(
     {
@@ -162,10 +163,11 @@ _MAX_FRAGMENT_WORDS = 5
 
 def standalone_question(question: str, history: list[dict]) -> str:
     """The question to search for, given the conversation so far (OpenAI "messages")."""
-    resolved: str | None = None
+    previous: str | None = None  # the last question, made standalone
+    topic: str | None = None  # the last one that named what the conversation is about
     for earlier in _user_questions(history):
-        resolved = _resolve(earlier, resolved)
-    return _resolve(question, resolved)
+        previous, topic = _resolve(earlier, previous, topic)
+    return _resolve(question, previous, topic)[0]
 
 
 def _user_questions(history: list[dict]) -> list[str]:
@@ -179,14 +181,20 @@ def _user_questions(history: list[dict]) -> list[str]:
     ]
 
 
-def _resolve(question: str, previous: str | None) -> str:
+def _resolve(question: str, previous: str | None, topic: str | None) -> tuple[str, str]:
+    """The question made standalone, and the conversation's topic after it. A follow-up
+    that names nothing of its own ("How much did it pay?") asks more about the same
+    topic, which the next follow-up carries: "When will the deal close?" after it gains
+    the first question's topic, not the word "pay"."""
     question = " ".join(question.split())
     if previous is None or not is_elliptical(question):
-        return question
+        return question, question
     subject = _fragment_subject(question)
     if subject is not None:
-        return _substitute_subject(previous, subject)
-    return _carry_topic(question, previous)
+        resolved = _substitute_subject(previous, subject)
+        return resolved, resolved
+    resolved = _carry_topic(question, topic or previous)
+    return resolved, resolved if _entities(question) else (topic or previous)
 
 
 def is_elliptical(question: str) -> bool:
@@ -209,19 +217,22 @@ def _fragment_subject(question: str) -> str | None:
         subject_words = _WORD.findall(match["subject"])
         if not subject_words or len(subject_words) > _MAX_FRAGMENT_WORDS:
             return None
-        if subject_words[0].lower() in _QUESTION_WORDS | _STOPWORDS:
+        first = subject_words[0].lower()
+        if first in _QUESTION_WORDS | _STOPWORDS and first not in _DETERMINERS:
             return None
     subject = match["subject"].strip(" ,;:")
     return subject or None
 
 
 def _substitute_subject(previous: str, subject: str) -> str:
-    entities = _entity_spans(previous)
-    if not entities:
+    names = _name_spans(previous)
+    if not names:
         return f"{_strip_end(previous)} ({subject})?"
-    start, end, word = entities[0]
+    start, end, name = names[0]
     replacement = subject
-    if _POSSESSIVE.search(word):
+    if previous[:start].lower().endswith("the ") and subject.lower().startswith("the "):
+        replacement = subject[4:]  # "What did the Bank of England…" + "the Fed"
+    if _POSSESSIVE.search(name):
         replacement += "'" if subject.endswith("s") else "'s"
     return previous[:start] + replacement + previous[end:]
 
@@ -263,21 +274,66 @@ def _bare(word: str) -> str:
     return _POSSESSIVE.sub("", word).lower()
 
 
-def _entity_spans(text: str) -> list[tuple[int, int, str]]:
-    """Capitalized words that are not the sentence's first word, nor a question word."""
-    spans = []
-    for i, m in enumerate(_WORD.finditer(text)):
-        word = m.group(0)
-        if not word[0].isupper() or _bare(word) in _STOPWORDS:
+def _name_spans(text: str) -> list[tuple[int, int, str]]:
+    """Names: runs of capitalised words, with the linking words between them ("the Bank of
+    England", "the US Federal Reserve"); not a question's first word nor a stop word
+    ("The", "What"), unless written in capitals ("US", "EU")."""
+    words = list(_WORD.finditer(text))
+    spans: list[tuple[int, int, str]] = []
+    i = 0
+    while i < len(words):
+        if not _is_name_word(words[i].group(0)) or (
+            i == 0 and words[i].group(0).lower() in _QUESTION_WORDS
+        ):
+            i += 1
             continue
-        if i == 0 and word.lower() in _QUESTION_WORDS:
-            continue
-        spans.append((m.start(), m.end(), word))
+        last = i
+        while (step := _name_continues(text, words, last)) is not None:
+            last = step
+        start, end = words[i].start(), words[last].end()
+        spans.append((start, end, text[start:end]))
+        i = last + 1
     return spans
 
 
+# Lower-case words inside a name. Not "and": "Russia and Ukraine" are two.
+_NAME_LINKS = frozenset({"of", "the", "for", "de", "du", "da", "di", "von", "van", "der"})
+
+
+def _is_name_word(word: str) -> bool:
+    return word[0].isupper() and (
+        _bare(word) not in _STOPWORDS or (word.isupper() and len(word) > 1)
+    )
+
+
+def _name_continues(text: str, words: list[re.Match[str]], last: int) -> int | None:
+    """The index of the name's next capitalised word after word ``last``, with at most two
+    linking words between ("Bank of England", "Ursula von der Leyen"), only spaces between
+    them; None when the name ends at ``last``, as it does at a possessive ("IBM's PC")."""
+    if _POSSESSIVE.search(words[last].group(0)):
+        return None
+    for links in range(3):
+        after = last + links + 1
+        if after >= len(words):
+            return None
+        if text[words[after - 1].end() : words[after].start()] != " ":
+            return None
+        word = words[after].group(0)
+        if _is_name_word(word):
+            return after
+        if word.lower() not in _NAME_LINKS:
+            return None
+    return None
+
+
 def _entities(text: str) -> set[str]:
-    return {_bare(word) for _, _, word in _entity_spans(text)}
+    """The words of the text's names (linking words left out)."""
+    return {
+        _bare(word)
+        for _, _, name in _name_spans(text)
+        for word in _WORD.findall(name)
+        if word.lower() not in _NAME_LINKS
+    }
 
 
 def _is_entity_word(text: str, word: str) -> bool:

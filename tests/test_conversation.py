@@ -60,6 +60,43 @@ def test_follow_ups_chain_through_the_conversation() -> None:
     )
 
 
+def test_a_follow_up_of_a_follow_up_carries_the_topic_not_the_middle_question() -> None:
+    messages = history("Who bought IBM's PC business?", "How much did it pay?")
+    assert standalone_question("When will the deal close?", messages) == (
+        "When will the deal close (bought IBM's PC business)?"
+    )
+
+
+def test_a_follow_up_naming_its_own_subject_becomes_the_topic() -> None:
+    messages = history(RUSSIA, "And what does Kyiv demand?")
+    assert standalone_question("Why?", messages) == (
+        "Why (Kyiv demand stated conditions for talks)?"
+    )
+
+
+@pytest.mark.parametrize(
+    "follow_up", ["And the US Federal Reserve?", "What about the US Federal Reserve?"]
+)
+def test_a_name_of_several_words_is_replaced_whole(follow_up: str) -> None:
+    earlier = "What did the Bank of England do with interest rates?"
+    assert standalone_question(follow_up, history(earlier)) == (
+        "What did the US Federal Reserve do with interest rates?"
+    )
+
+
+@pytest.mark.parametrize(
+    ("earlier", "resolved"),
+    [
+        ("Why did Russia, Ukraine and Belarus meet?", "Why did Poland, Ukraine and Belarus meet?"),
+        ("Why did Russia and Ukraine meet?", "Why did Poland and Ukraine meet?"),
+        ("What did Ursula von der Leyen say?", "What did Poland say?"),
+        ("Who bought IBM's PC business?", "Who bought Poland's PC business?"),
+    ],
+)
+def test_names_in_a_list_stay_apart(earlier: str, resolved: str) -> None:
+    assert standalone_question("What about Poland?", history(earlier)) == resolved
+
+
 def test_only_user_turns_count_as_questions() -> None:
     messages = [
         {"role": "assistant", "content": "Welcome! Ask about Ukraine."},
