@@ -11,11 +11,13 @@ import sys
 from datetime import date
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from rag.engine import Engine
 from rag.errors import BadQuestionError
 from rag.ingest import duplicates_path, ingest_paths, rebuild_duplicates
+from rag.scorer import ComposeRules
 from rag.settings import REPO_ROOT, Settings
 from rag.sources import SourceRecord, read_sources
 from rag.store import IndexStore
@@ -260,6 +262,60 @@ def test_a_running_engine_learns_of_a_new_copy_when_the_index_changes(tmp_path: 
     ingest_paths([folder], settings, progress=False)
     engine.refresh(wait=True)  # what a running engine does every reload_seconds
     assert engine.ask(question).citations[0].also_in == ["syndicated"]
+
+
+SPRINTERS = (
+    "Kenteris, 31, and Thanou, 30, had been charged with avoiding {drugs} tests in Tel Aviv, "
+    "Chicago and Athens and failing to notify anti-doping officials of their whereabouts "
+    "before the Olympics."
+)
+
+
+def test_a_sentence_two_reports_word_alike_is_quoted_once(tmp_path: Path) -> None:
+    """Two reports that are not copies of each other (as articles) carry one sentence
+    reworded by a word. When both are likely answers, composition quotes it once."""
+    from rag.compose import select
+    from rag.question import Question
+
+    folder = tmp_path / "reports"
+    folder.mkdir()
+    (folder / "tribunal.txt").write_text(
+        "Greek sprinters cleared by tribunal\n\n"
+        "Greek sprinters Kostas Kenteris and Katerina Thanou have been cleared of missing "
+        "doping tests by an independent tribunal in Athens. "
+        + SPRINTERS.format(drugs="drugs")
+        + " The tribunal ruled that the pair had not been told to attend a test in Athens. "
+        "Their lawyer said the verdict ended a long ordeal for both athletes.\n",
+        encoding="utf-8",
+    )
+    (folder / "appeal.txt").write_text(
+        "IAAF to appeal over Greek sprinters\n\n"
+        "Athletics' world governing body says it will challenge the decision to clear the "
+        "two Greek sprinters at the Court of Arbitration for Sport. "
+        + SPRINTERS.format(drugs="drug")
+        + " An IAAF spokesman said the federation had studied the ruling closely and found "
+        "it wanting. The appeal is expected to be heard before the summer.\n",
+        encoding="utf-8",
+    )
+    settings = make_settings(tmp_path / "index")
+    ingest_paths([folder], settings, progress=False)
+    assert IndexStore(settings).records_for(["appeal"])["appeal"].duplicate_of is None
+    engine = Engine(settings, auto_ingest=False)
+    evidence = engine._evidence(
+        Question.read("What were Kenteris and Thanou charged with?"), 5, None
+    )
+    assert evidence is not None
+    corpus = evidence.corpus
+    texts = corpus.sentences.texts
+    copies = [r for r, t in enumerate(texts) if "officials of their whereabouts" in t]
+    assert {str(corpus.sentence_doc[r]) for r in copies} == {"tribunal", "appeal"}
+    appeal = next(r for r, t in enumerate(texts) if t.startswith("The appeal is expected"))
+    # Both copies as likely as each other, and a sentence of the appeal report after them.
+    probs = np.zeros(len(texts))
+    probs[copies], probs[appeal] = 0.6, 0.4
+    rows = select(corpus, probs, ComposeRules(0.5, 0.5, 1, 450), max_quotes=3)
+    assert len(set(rows) & set(copies)) == 1, [texts[r] for r in rows]
+    assert appeal in rows  # the room the repeat would have taken
 
 
 @pytest.mark.parametrize(
