@@ -194,7 +194,7 @@ def _resolve(question: str, previous: str | None, topic: str | None) -> tuple[st
         resolved = _substitute_subject(previous, subject)
         return resolved, resolved
     resolved = _carry_topic(question, topic or previous)
-    return resolved, resolved if _entities(question) else (topic or previous)
+    return resolved, (resolved if _entities(question) else (topic or previous))
 
 
 def is_elliptical(question: str) -> bool:
@@ -301,6 +301,7 @@ _NAME_LINKS = frozenset({"of", "the", "for", "de", "du", "da", "di", "von", "van
 
 
 def _is_name_word(word: str) -> bool:
+    """Capitalised and not a stop word ("The", "What"), or an acronym ("US")."""
     return word[0].isupper() and (
         _bare(word) not in _STOPWORDS or (word.isupper() and len(word) > 1)
     )
