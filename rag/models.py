@@ -66,6 +66,7 @@ class Answer:
             "timings_ms": {k: round(v, 3) for k, v in self.timings_ms.items()},
             "confidence": self.confidence,
             "weak_evidence": self.weak_evidence,
+            "standalone_question": self.standalone_question,
         }
 
 

@@ -17,7 +17,7 @@ from tests.conftest import EXAMPLE_QUESTION, read_quote
 
 CONTRACT_KEYS = [
     *["question", "answer", "refused", "citations", "passages", "timings_ms"],
-    *["confidence", "weak_evidence"],  # additive
+    *["confidence", "weak_evidence", "standalone_question"],  # additive
 ]
 CITATION_KEYS = [
     *["n", "doc_id", "title", "source", "quote", "start", "end"],

@@ -121,6 +121,12 @@ class AskResponse(BaseModel):
         description="Answered, but the evidence is less likely than RAG_WEAK_EVIDENCE_BELOW "
         "(0.5) to answer: the quotes may not answer the question."
     )
+    standalone_question: str | None = Field(
+        default=None,
+        description='A follow-up as searched, rewritten against the history ("And what '
+        'does Kyiv demand?" after a question on Russia\'s conditions for talks: "What does '
+        'Kyiv demand (stated conditions for talks)?"); null when searched as asked.',
+    )
 
 
 class ErrorOut(BaseModel):

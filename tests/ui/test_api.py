@@ -19,7 +19,7 @@ pytestmark = pytest.mark.slow
 OTHER_ORIGIN = "http://127.0.0.1:9"  # never allowed
 ANSWER_KEYS = {
     *["question", "answer", "refused", "citations", "passages", "timings_ms"],
-    *["confidence", "weak_evidence"],
+    *["confidence", "weak_evidence", "standalone_question"],
 }
 
 
@@ -115,6 +115,10 @@ def test_top_k_and_history(client: httpx.Client) -> None:
     response = client.post("/api/ask", json=body)
     assert response.status_code == 200
     assert len(response.json()["passages"]) <= 3
+    searched = "What does Kyiv demand (stated conditions for talks)?"
+    assert response.json()["standalone_question"] == searched
+    alone = client.post("/api/ask", json={"question": EXAMPLE_QUESTION}).json()
+    assert alone["standalone_question"] is None
 
 
 def test_unanswerable_question_is_a_refusal(client: httpx.Client) -> None:
