@@ -23,7 +23,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from rag.duplicates import THRESHOLD, DuplicateIndex, shingles, signature  # noqa: E402
+from rag.duplicates import THRESHOLD, DuplicateIndex, jaccard, shingles, signature  # noqa: E402
 from rag.sources import SourceRecord, clean_record, read_sources  # noqa: E402
 
 Pair = tuple[str, str]
@@ -45,10 +45,6 @@ def exact_duplicate_pairs(texts: dict[str, str]) -> set[Pair]:
         words = " ".join(re.findall(r"\w+", text.lower()))
         groups.setdefault(hashlib.sha1(words.encode()).hexdigest(), []).append(doc_id)
     return {p for g in groups.values() for p in itertools.combinations(sorted(g), 2)}
-
-
-def jaccard(a: set[str], b: set[str]) -> float:
-    return len(a & b) / len(a | b) if a or b else 0.0
 
 
 def candidate_pairs(texts: dict[str, str], threshold: float) -> set[Pair]:

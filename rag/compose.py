@@ -20,7 +20,7 @@ import numpy as np
 
 from rag.dates import display_date
 from rag.documents import own_title
-from rag.duplicates import THRESHOLD, shingles
+from rag.duplicates import worded_alike
 from rag.features import holds_every_term
 from rag.models import Citation, quoted
 from rag.retrieve import Corpus
@@ -203,24 +203,17 @@ def timeline(corpus: Corpus, probs: np.ndarray, floor: float, max_quotes: int) -
 def _repeats(corpus: Corpus, row: int, picked: list[int]) -> bool:
     """The same sentence already quoted (from a copy of the same story), or a sentence of
     another article that is a near duplicate of one already quoted: the article is, or the
-    sentence is worded as one (a report rewritten for another edition)."""
+    sentence is worded as one (a report rewritten for another edition: "…avoiding drugs
+    tests in Tel Aviv…" and "…avoiding drug tests in Tel Aviv…")."""
     texts, docs, groups = corpus.sentences.texts, corpus.sentence_doc, corpus.sentence_group
     return any(
         texts[p] == texts[row]
         or (
             docs[p] != docs[row]
-            and (groups[p] == groups[row] or same_wording(texts[p], texts[row]))
+            and (groups[p] == groups[row] or worded_alike(texts[p], texts[row]))
         )
         for p in picked
     )
-
-
-def same_wording(a: str, b: str) -> bool:
-    """Two sentences that are near duplicates by the test the archive's articles are held
-    to (``rag.duplicates``: the Jaccard of their word 5-gram sets): "…avoiding drugs tests
-    in Tel Aviv, Chicago and Athens…" and "…avoiding drug tests in Tel Aviv…"."""
-    ours, theirs = shingles(a), shingles(b)
-    return bool(ours and theirs) and len(ours & theirs) / len(ours | theirs) >= THRESHOLD
 
 
 def is_headline(corpus: Corpus, row: int) -> bool:

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import re
 
+from rag.question import NAME_LINKS
+
 _WORD = re.compile(r"[A-Za-z][\w'’-]*")
 _CONNECTOR = re.compile(
     r"^\s*(?:and|also|but|so|then|or|plus|what about|how about)\b[\s,]*",
@@ -296,10 +298,6 @@ def _name_spans(text: str) -> list[tuple[int, int, str]]:
     return spans
 
 
-# Lower-case words inside a name. Not "and": "Russia and Ukraine" are two.
-_NAME_LINKS = frozenset({"of", "the", "for", "de", "du", "da", "di", "von", "van", "der"})
-
-
 def _is_name_word(word: str) -> bool:
     """Capitalised and not a stop word ("The", "What"), or an acronym ("US")."""
     return word[0].isupper() and (
@@ -309,8 +307,9 @@ def _is_name_word(word: str) -> bool:
 
 def _name_continues(text: str, words: list[re.Match[str]], last: int) -> int | None:
     """The index of the name's next capitalised word after word ``last``, with at most two
-    linking words between ("Bank of England", "Ursula von der Leyen"), only spaces between
-    them; None when the name ends at ``last``, as it does at a possessive ("IBM's PC")."""
+    linking words between ("Bank of England", "Ursula von der Leyen"; not "and": "Russia
+    and Ukraine" are two), only spaces between them; None when the name ends at ``last``,
+    as it does at a possessive ("IBM's PC")."""
     if _POSSESSIVE.search(words[last].group(0)):
         return None
     for links in range(3):
@@ -322,7 +321,7 @@ def _name_continues(text: str, words: list[re.Match[str]], last: int) -> int | N
         word = words[after].group(0)
         if _is_name_word(word):
             return after
-        if word.lower() not in _NAME_LINKS:
+        if word.lower() not in NAME_LINKS:
             return None
     return None
 
@@ -333,7 +332,7 @@ def _entities(text: str) -> set[str]:
         _bare(word)
         for _, _, name in _name_spans(text)
         for word in _WORD.findall(name)
-        if word.lower() not in _NAME_LINKS
+        if word.lower() not in NAME_LINKS
     }
 
 

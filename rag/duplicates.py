@@ -42,6 +42,17 @@ def shingles(text: str, size: int = SHINGLE_WORDS) -> set[str]:
     return {" ".join(words[i : i + size]) for i in range(len(words) - size + 1)}
 
 
+def jaccard(a: set[str], b: set[str]) -> float:
+    return len(a & b) / len(a | b) if a or b else 0.0
+
+
+def worded_alike(a: str, b: str) -> bool:
+    """Two short texts (sentences) near duplicates by the articles' test, computed exactly:
+    the Jaccard of their shingles reaches ``THRESHOLD``."""
+    ours, theirs = shingles(a), shingles(b)
+    return bool(ours and theirs) and jaccard(ours, theirs) >= THRESHOLD
+
+
 @lru_cache(maxsize=1)
 def _permutations() -> Any:
     from datasketch import MinHash

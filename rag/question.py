@@ -147,14 +147,15 @@ def _asks_what_a_name_is(ws: list[str], lower: list[str]) -> bool:
         0 < len(name) <= KEYWORD_SEARCH_WORDS
         and name[0][:1].isupper()
         and name[-1][:1].isupper()
-        and all(w[:1].isupper() or w in _NAME_LINKS for w in name)
+        and all(w[:1].isupper() or w in _NAMES_LINKS for w in name)
     )
 
 
 _TO_BE = frozenset(["is", "are", "was", "were"])
 # Lower-case words a name may hold between its capitalised ones: "the Bank of England",
-# "Ursula von der Leyen", "Kalas and Costa".
-_NAME_LINKS = frozenset(["of", "the", "and", "for", "de", "du", "da", "di", "von", "van", "der"])
+# "Ursula von der Leyen". A question asking what names are may join them: "Kalas and Costa".
+NAME_LINKS = frozenset(["of", "the", "for", "de", "du", "da", "di", "von", "van", "der"])
+_NAMES_LINKS = NAME_LINKS | {"and"}
 
 
 def _answer_type(lower: list[str]) -> AnswerType:
