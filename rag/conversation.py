@@ -231,12 +231,31 @@ def _substitute_subject(previous: str, subject: str) -> str:
     if not names:
         return f"{_strip_end(previous)} ({subject})?"
     start, end, name = names[0]
+    if not _name_spans(subject):
+        end = _modified_noun_end(previous, end)
     replacement = subject
     if previous[:start].lower().endswith("the ") and subject.lower().startswith("the "):
         replacement = subject[4:]  # "What did the Bank of England…" + "the Fed"
     if _POSSESSIVE.search(name):
         replacement += "'" if subject.endswith("s") else "'s"
     return previous[:start] + replacement + previous[end:]
+
+
+def _modified_noun_end(text: str, end: int) -> int:
+    """Where the noun a name modifies ends ("US dollar"), else ``end``: "And the euro?"
+    after "Why did the US dollar fall?" replaces "US dollar", as a name would replace "US"
+    alone ("And Japan?" after "How fast did the US economy grow?"). The word after the
+    name is taken for such a noun only when another content word follows it, the verb:
+    "What did the US announce?" ends at its verb."""
+    following = list(_WORD.finditer(text, end))[:2]
+    if (
+        _POSSESSIVE.search(text[:end])
+        or len(following) < 2
+        or text[end : following[0].start()] != " "
+        or not all(_is_content(word[0]) for word in following)
+    ):
+        return end
+    return following[0].end()
 
 
 def _carry_topic(question: str, previous: str) -> str:

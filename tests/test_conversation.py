@@ -97,6 +97,23 @@ def test_names_in_a_list_stay_apart(earlier: str, resolved: str) -> None:
     assert standalone_question("What about Poland?", history(earlier)) == resolved
 
 
+@pytest.mark.parametrize(
+    ("earlier", "follow_up", "resolved"),
+    [
+        # a noun after the name replaces the noun it modifies…
+        ("Why did the US dollar fall?", "And the euro?", "Why did the euro fall?"),
+        ("What is the US dollar worth?", "What about the euro?", "What is the euro worth?"),
+        # …a name replaces the name alone, and a question's verb stays
+        ("How fast did the US economy grow?", "And Japan?", "How fast did the Japan economy grow?"),
+        ("What did the US announce?", "And the minister?", "What did the minister announce?"),
+    ],
+)
+def test_a_noun_replaces_the_noun_a_name_modifies(
+    earlier: str, follow_up: str, resolved: str
+) -> None:
+    assert standalone_question(follow_up, history(earlier)) == resolved
+
+
 def test_only_user_turns_count_as_questions() -> None:
     messages = [
         {"role": "assistant", "content": "Welcome! Ask about Ukraine."},
