@@ -328,39 +328,52 @@ class Engine:
             # nearest sentences by meaning alone would answer at random.
             return None
         corpus = candidates.corpus
-        logits = self.model.sentence.logits(table.values)
-        read = None
-        if self.reader is not None:
-            # The reader reads the question with each of the scorer's best sentences.
-            rules = self.model.reader
-            sentences = corpus.sentences
-            read = self.reader.read_best(reading.text, sentences, logits, rules.candidates)
-            logits = rules.combine(logits, read.rows, read.scores)
-        best = int(np.argmax(logits))
-        overall = evidence_features(table, logits, best, corpus.sentence_doc, read)
+        logits, answerable = self._judge(reading.text, table, corpus)
+        side_tables = self.side_tables(candidates, reading)
+        side_answerable = [self._judge(side, t, corpus)[1] for side, t in side_tables]
         probs = sigmoid(logits)
         terms = table.terms if reading.keywords else []
         keyword_row = keyword_first(corpus, terms, logits, probs)
         return Evidence(
             corpus=corpus,
             probs=probs,
-            answerable=float(sigmoid(self.model.refusal.logits(overall[None, :]))[0]),
+            # A question of two parts is answered when the archive answers either part.
+            answerable=max([answerable, *side_answerable]),
             passages=[
                 _passage(corpus, p.row, p.score) for p in rank_passages(candidates, logits, top_k)
             ],
-            sides=best_per_side(self.model.sentence, self.side_values(candidates, reading)),
+            sides=best_per_side(self.model.sentence, [t.values for _, t in side_tables]),
             keyword_row=keyword_row,
         )
 
-    def side_values(self, candidates: Candidates, reading: Question) -> list[np.ndarray]:
-        """For "A's and B's …" and two-part questions, the candidates' features for each
-        side asked on its own (``rag.compose.best_per_side``); [] for other questions."""
-        values = []
+    def _judge(
+        self, question: str, table: SentenceTable, corpus: Corpus
+    ) -> tuple[np.ndarray, float]:
+        """Each candidate sentence's logit of answering ``question`` (the scorer's, and the
+        reader's of the scorer's best), and the probability that the best answers it."""
+        logits = self.model.sentence.logits(table.values)
+        read = None
+        if self.reader is not None:
+            rules = self.model.reader
+            read = self.reader.read_best(question, corpus.sentences, logits, rules.candidates)
+            logits = rules.combine(logits, read.rows, read.scores)
+        best = int(np.argmax(logits))
+        overall = evidence_features(table, logits, best, corpus.sentence_doc, read)
+        return logits, float(sigmoid(self.model.refusal.logits(overall[None, :]))[0])
+
+    def side_tables(
+        self, candidates: Candidates, reading: Question
+    ) -> list[tuple[str, SentenceTable]]:
+        """For "A's and B's …" and two-part questions, each side asked on its own and the
+        candidates' features for it (``rag.compose.best_per_side``); [] for others."""
+        tables = []
         for side in sides(reading.text):
             vectors = embed_question(self.embedding, side)
             terms = self.analyzer.terms(side)
-            values.append(sentence_features(candidates, Question.read(side), vectors, terms).values)
-        return values
+            tables.append(
+                (side, sentence_features(candidates, Question.read(side), vectors, terms))
+            )
+        return tables
 
     @property
     def refusal_threshold(self) -> float:

@@ -29,7 +29,7 @@ import logging
 import statistics
 import sys
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
@@ -97,8 +97,14 @@ class Example:
     docs: np.ndarray  # article of each sentence
     question_set: str  # the file the question comes from
     asked: Question  # the question as the engine reads it
-    side_values: list[np.ndarray]  # the candidates' features for each side of the question
+    # each side of a two-part question, asked on its own, and the candidates' features for it
+    side_tables: list[tuple[str, SentenceTable]]
     reading: Reading | None = None  # what the reader said of the ranker's best candidates
+    side_readings: list[Reading] = field(default_factory=list)  # and of each side's
+
+    @property
+    def side_values(self) -> list[np.ndarray]:
+        return [table.values for _, table in self.side_tables]
 
 
 def collect(
@@ -125,7 +131,7 @@ def collect(
                 corpus.sentence_doc,
                 question_set,
                 asked,
-                engine.side_values(candidates, asked),
+                engine.side_tables(candidates, asked),
             )
         )
     return examples
@@ -281,6 +287,32 @@ def evidence_matrix(examples: list[Example], scoring: Scoring) -> np.ndarray:
     return np.asarray(rows)
 
 
+def answerable_probability(
+    examples: list[Example], scoring: Scoring, refusal: Logistic
+) -> np.ndarray:
+    """Each question's probability that the evidence answers it, as the engine computes it:
+    a question of two parts is answered when either part is."""
+    p = sigmoid(refusal.logits(evidence_matrix(examples, scoring)))
+    return np.asarray(
+        [max([p[i], *side_probabilities(ex, scoring, refusal)]) for i, ex in enumerate(examples)]
+    )
+
+
+def side_probabilities(ex: Example, scoring: Scoring, refusal: Logistic) -> list[float]:
+    """The probability that the evidence answers each side of a two-part question."""
+    out = []
+    readings = ex.side_readings if scoring.reader is not None else []
+    for k, (_, table) in enumerate(ex.side_tables):
+        logits = scoring.sentence.logits(table.values)
+        reading = readings[k] if readings else None
+        if reading is not None:
+            logits = scoring.reader.combine(logits, reading.rows, reading.scores)
+        best = int(np.argmax(logits))
+        side = evidence_features(table, logits, best, ex.corpus.sentence_doc, reading)
+        out.append(float(sigmoid(refusal.logits(side[None, :]))[0]))
+    return out
+
+
 @dataclass(frozen=True)
 class CompositionScore:
     """What the composition rules give on the answerable examples."""
@@ -366,6 +398,18 @@ def fit_reader_rules(examples: list[Example], sentence: Logistic, candidates: in
     return ReaderRules(candidates, round(float(scorer), 6), round(float(reader), 6), round(bias, 6))
 
 
+def read_examples(examples: list[Example], reader: Reader, sentence: Logistic) -> None:
+    """What the reader says of the ranker's best candidates for each question, and for
+    each side of a two-part one, as the engine reads them."""
+    for ex in examples:
+        sentences, logits = ex.corpus.sentences, sentence.logits(ex.values)
+        ex.reading = reader.read_best(ex.asked.text, sentences, logits, READER_CANDIDATES)
+        ex.side_readings = [
+            reader.read_best(side, sentences, sentence.logits(t.values), READER_CANDIDATES)
+            for side, t in ex.side_tables
+        ]
+
+
 def fit(examples: list[Example], reader: Reader | None = None) -> FittedModel:
     """The ranker and the refusal model's weights learn from every fitting question; the
     refusal threshold and the composition rules only from the questions written like the
@@ -383,11 +427,7 @@ def fit(examples: list[Example], reader: Reader | None = None) -> FittedModel:
     sentence = fit_ranker(answerable, SENTENCE_FEATURES)
     scoring = Scoring(sentence)
     if reader is not None:
-        for ex in examples:
-            sentences, logits = ex.corpus.sentences, sentence.logits(ex.values)
-            ex.reading = reader.read_best(
-                ex.question.question, sentences, logits, READER_CANDIDATES
-            )
+        read_examples(examples, reader, sentence)
         scoring = Scoring(sentence, fit_reader_rules(answerable, sentence, READER_CANDIDATES))
     refusal = fit_monotone_logistic(
         evidence_matrix(examples, scoring),
@@ -396,9 +436,8 @@ def fit(examples: list[Example], reader: Reader | None = None) -> FittedModel:
         EVIDENCE_SIGNS,
     )
     examples = [ex for ex in examples if ex.question_set != BULK_SET.name]
-    evidence = evidence_matrix(examples, scoring)
     is_answerable = np.asarray([ex.question.answerable for ex in examples])
-    p = sigmoid(refusal.logits(evidence))
+    p = answerable_probability(examples, scoring, refusal)
     threshold = float(np.quantile(p[is_answerable], FALSE_REFUSALS)) - 1e-6
 
     best_rules, best = ComposeRules(1.01, 1.01), CompositionScore(0.0, 0.0, 0.0)

@@ -163,6 +163,20 @@ def test_two_questions_asked_as_one_are_both_answered(
     assert first in answer.answer and second in answer.answer, answer.answer
 
 
+def test_a_question_of_two_parts_is_answered_when_the_articles_answer_one(engine) -> None:  # noqa: ANN001
+    """Judged as a whole, the question's evidence covered half its words and it was
+    refused (confidence 0.03); each part is now judged too."""
+    answer = engine.ask(
+        "What did Putin say about reopening negotiations, and who won the 1966 World Cup?"
+    )
+    assert not answer.refused, answer.answer
+    assert "reopen peace negotiations" in answer.answer
+
+
+def test_a_question_of_two_parts_neither_answered_is_refused(engine) -> None:  # noqa: ANN001
+    assert engine.ask("Who won the 1966 World Cup, and what is the capital of Peru?").refused
+
+
 @pytest.mark.parametrize(
     "question",
     [

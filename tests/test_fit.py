@@ -13,7 +13,14 @@ import pytest
 
 from rag.components.reader import Reader
 from rag.evaluation.runner import Question as EvalQuestion
-from rag.fit import READER_CANDIDATES, Scoring, collect, composed_rows
+from rag.fit import (
+    READER_CANDIDATES,
+    Scoring,
+    answerable_probability,
+    collect,
+    composed_rows,
+    read_examples,
+)
 
 QUESTIONS = [
     "What are Russia's stated conditions for talks?",
@@ -42,17 +49,28 @@ def examples(seed_settings):  # noqa: ANN001, ANN201
 
 def test_the_fit_composes_each_answer_as_the_engine_does(engine, examples) -> None:  # noqa: ANN001
     model = engine.model
-    reader = Reader(engine.settings, engine.embedding)
+    read_examples(examples, Reader(engine.settings, engine.embedding), model.sentence)
     scoring = Scoring(model.sentence, model.reader)
     assert [ex.question.question for ex in examples] == QUESTIONS
     assert len(examples[1].side_values) == 2 and examples[2].asked.keywords
+    assert model.reader.candidates == READER_CANDIDATES
     for ex in examples:
-        logits = model.sentence.logits(ex.values)
-        ex.reading = reader.read_best(ex.question.question, ex.corpus.sentences, logits, 2)
-        assert model.reader.candidates == READER_CANDIDATES
         rows = composed_rows(ex, scoring, model.compose, engine.settings.max_quotes)
         quoted = [ex.corpus.sentences.texts[r] for r in rows]
 
         answer = engine.ask(ex.question.question)
         assert not answer.refused
         assert sorted(c.quote for c in answer.citations) == sorted(quoted)
+
+
+def test_the_fit_judges_each_question_as_the_engine_does(engine, examples) -> None:  # noqa: ANN001
+    """The refusal threshold is fitted on the probability the engine compares with it: for
+    a two-part question, the better of the whole question's and each part's."""
+    model = engine.model
+    read_examples(examples, Reader(engine.settings, engine.embedding), model.sentence)
+    assert len(examples[1].side_readings) == 2
+    scoring = Scoring(model.sentence, model.reader)
+    probabilities = answerable_probability(examples, scoring, model.refusal)
+    for ex, probability in zip(examples, probabilities, strict=True):
+        answer = engine.ask(ex.question.question)
+        assert answer.confidence == pytest.approx(probability, abs=1e-3), ex.question.question
