@@ -99,7 +99,7 @@ def words(text: str) -> list[str]:
 
 @dataclass(frozen=True)
 class Question:
-    text: str
+    text: str  # as asked, or as read: "What is Marta Kos's role?" is "Who is Marta Kos?"
     answer_type: AnswerType
     polar: bool  # a yes/no question
     names: frozenset[str]  # lowercase capitalised words of the question (not its first)
@@ -110,6 +110,9 @@ class Question:
 
     @classmethod
     def read(cls, text: str) -> Question:
+        named = _whose_role(text)
+        if named is not None:
+            text = f"Who is {named}?"
         ws = words(text)
         lower = [w.lower() for w in ws]
         return cls(
@@ -143,11 +146,42 @@ def _asks_what_a_name_is(ws: list[str], lower: list[str]) -> bool:
     if len(ws) < 3 or lower[0] not in ("who", "what") or lower[1] not in _TO_BE:
         return False
     name = ws[3:] if lower[2] in ("the", "a", "an") else ws[2:]
+    return _is_name(name, _NAMES_LINKS)
+
+
+# "What is Marta Kos's role?", "What job does Ken Bates hold?", "What does Ken Bates do?":
+# asked about a named person with nothing more, these ask who the person is, and are read
+# as "Who is Marta Kos?". No sentence holds the word "role"; one naming her says it
+# ("…Marta Kos, the EU Commissioner for Enlargement…").
+_ROLE = r"(?:role|job|title|position|post)"
+_WHOSE_ROLE = [
+    re.compile(pattern, re.IGNORECASE)
+    for pattern in (
+        rf"what(?:['’]s|\s+is|\s+was)\s+(?P<name>.+?)['’]s?\s+{_ROLE}",
+        rf"what\s+{_ROLE}\s+(?:does|did)\s+(?P<name>.+?)\s+(?:have|hold|play)",
+        # not "What did Putin do?", which asks what he did
+        r"what\s+does\s+(?P<name>.+?)\s+do(?:\s+for\s+a\s+living)?",
+    )
+]
+
+
+def _whose_role(text: str) -> str | None:
+    """The name in a question asking only what a named person's role is, else None."""
+    asked = text.strip().rstrip("?").strip()
+    for pattern in _WHOSE_ROLE:
+        found = pattern.fullmatch(asked)
+        if found is not None and _is_name(name := found.group("name").split(), NAME_LINKS):
+            return " ".join(name)
+    return None
+
+
+def _is_name(ws: list[str], links: frozenset[str]) -> bool:
+    """Whether ``ws`` are capitalised words, with ``links`` between them."""
     return (
-        0 < len(name) <= KEYWORD_SEARCH_WORDS
-        and name[0][:1].isupper()
-        and name[-1][:1].isupper()
-        and all(w[:1].isupper() or w in _NAMES_LINKS for w in name)
+        0 < len(ws) <= KEYWORD_SEARCH_WORDS
+        and ws[0][:1].isupper()
+        and ws[-1][:1].isupper()
+        and all(w[:1].isupper() or w in links for w in ws)
     )
 
 

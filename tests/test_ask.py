@@ -244,6 +244,7 @@ def test_a_keyword_search_quotes_a_sentence_holding_every_keyword(engine, search
     [
         ("What is the Oreshnik?", "“Oreshnik” missile"),  # refused before: the fitted models
         ("Who is Marta Kos?", "Marta Kos, the EU Commissioner for Enlargement"),
+        ("What is Marta Kos's role?", "Marta Kos, the EU Commissioner for Enlargement"),
         ("What is Ramstein?", "Ramstein Air Base in Germany"),
     ],
 )
