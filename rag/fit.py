@@ -301,10 +301,10 @@ def answerable_probability(
 def side_probabilities(ex: Example, scoring: Scoring, refusal: Logistic) -> list[float]:
     """The probability that the evidence answers each side of a two-part question."""
     out = []
-    readings = ex.side_readings if scoring.reader is not None else []
-    for k, (_, table) in enumerate(ex.side_tables):
+    read = scoring.reader is not None and len(ex.side_readings) == len(ex.side_tables)
+    readings = ex.side_readings if read else [None] * len(ex.side_tables)
+    for (_, table), reading in zip(ex.side_tables, readings, strict=True):
         logits = scoring.sentence.logits(table.values)
-        reading = readings[k] if readings else None
         if reading is not None:
             logits = scoring.reader.combine(logits, reading.rows, reading.scores)
         best = int(np.argmax(logits))
