@@ -16,6 +16,7 @@ A question that names its own topic is returned unchanged.
 
 from __future__ import annotations
 
+import itertools
 import re
 
 from rag.question import NAME_LINKS
@@ -231,7 +232,7 @@ def _substitute_subject(previous: str, subject: str) -> str:
     if not names:
         return f"{_strip_end(previous)} ({subject})?"
     start, end, name = names[0]
-    if not _name_spans(subject):
+    if not _name_spans(subject) and not _POSSESSIVE.search(name):
         end = _modified_noun_end(previous, end)
     replacement = subject
     if previous[:start].lower().endswith("the ") and subject.lower().startswith("the "):
@@ -247,10 +248,9 @@ def _modified_noun_end(text: str, end: int) -> int:
     alone ("And Japan?" after "How fast did the US economy grow?"). The word after the
     name is taken for such a noun only when another content word follows it, the verb:
     "What did the US announce?" ends at its verb."""
-    following = list(_WORD.finditer(text, end))[:2]
+    following = list(itertools.islice(_WORD.finditer(text, end), 2))
     if (
-        _POSSESSIVE.search(text[:end])
-        or len(following) < 2
+        len(following) < 2
         or text[end : following[0].start()] != " "
         or not all(_is_content(word[0]) for word in following)
     ):

@@ -22,12 +22,12 @@ from rag.compose import best_per_side, choose, compose, keyword_first, refusal_t
 from rag.dates import DateRange, asks_for_latest, asks_how_it_changed
 from rag.documents import PIPELINE_VERSION
 from rag.errors import BadQuestionError, EmptyIndexError, IndexUnavailableError, RagError
-from rag.features import SentenceTable, evidence_features, sentence_features
+from rag.features import SentenceTable, sentence_features
 from rag.lexical import Analyzer, LexicalIndex, load_synonyms, open_lexical, sync_lexical
 from rag.models import Answer, Passage, SourceDocument
 from rag.question import Question, sides
 from rag.retrieve import Candidates, ChunkCache, Corpus, gather_candidates, rank_passages
-from rag.scorer import FittedModel, load_model, sigmoid
+from rag.scorer import FittedModel, judge, load_model, sigmoid
 from rag.settings import Settings, get_settings
 from rag.store import CorpusVersion, IndexStore, all_of
 
@@ -351,15 +351,13 @@ class Engine:
     ) -> tuple[np.ndarray, float]:
         """Each candidate sentence's logit of answering ``question`` (the scorer's, and the
         reader's of the scorer's best), and the probability that the best answers it."""
-        logits = self.model.sentence.logits(table.values)
+        model, logits = self.model, self.model.sentence.logits(table.values)
         read = None
         if self.reader is not None:
-            rules = self.model.reader
-            read = self.reader.read_best(question, corpus.sentences, logits, rules.candidates)
-            logits = rules.combine(logits, read.rows, read.scores)
-        best = int(np.argmax(logits))
-        overall = evidence_features(table, logits, best, corpus.sentence_doc, read)
-        return logits, float(sigmoid(self.model.refusal.logits(overall[None, :]))[0])
+            candidates = model.reader.candidates
+            read = self.reader.read_best(question, corpus.sentences, logits, candidates)
+        docs = corpus.sentence_doc
+        return judge(logits, table, docs, model.refusal, model.reader, read)
 
     def side_tables(
         self, candidates: Candidates, reading: Question

@@ -58,6 +58,7 @@ from rag.scorer import (
     Logistic,
     ReaderRules,
     every_reading,
+    judge,
     sigmoid,
 )
 from rag.settings import REPO_ROOT, Settings, get_settings
@@ -300,17 +301,13 @@ def answerable_probability(
 
 def side_probabilities(ex: Example, scoring: Scoring, refusal: Logistic) -> list[float]:
     """The probability that the evidence answers each side of a two-part question."""
-    out = []
     read = scoring.reader is not None and len(ex.side_readings) == len(ex.side_tables)
     readings = ex.side_readings if read else [None] * len(ex.side_tables)
-    for (_, table), reading in zip(ex.side_tables, readings, strict=True):
-        logits = scoring.sentence.logits(table.values)
-        if reading is not None:
-            logits = scoring.reader.combine(logits, reading.rows, reading.scores)
-        best = int(np.argmax(logits))
-        side = evidence_features(table, logits, best, ex.corpus.sentence_doc, reading)
-        out.append(float(sigmoid(refusal.logits(side[None, :]))[0]))
-    return out
+    docs = ex.corpus.sentence_doc
+    return [
+        judge(scoring.sentence.logits(t.values), t, docs, refusal, scoring.reader, reading)[1]
+        for (_, t), reading in zip(ex.side_tables, readings, strict=True)
+    ]
 
 
 @dataclass(frozen=True)

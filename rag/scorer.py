@@ -11,11 +11,15 @@ import json
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from rag.errors import ConfigError
-from rag.features import EVIDENCE_FEATURES, SENTENCE_FEATURES
+from rag.features import EVIDENCE_FEATURES, SENTENCE_FEATURES, SentenceTable, evidence_features
+
+if TYPE_CHECKING:
+    from rag.components.reader import Reading
 
 DEFAULT_MODEL = Path(__file__).parent / "data" / "scorer.json"
 FORMAT = 1
@@ -133,6 +137,24 @@ class FittedModel:
 
 def sigmoid(x: np.ndarray | float) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-np.asarray(x, dtype=np.float64)))
+
+
+def judge(
+    logits: np.ndarray,
+    table: SentenceTable,
+    docs: np.ndarray,
+    refusal: Logistic,
+    reader: ReaderRules | None = None,
+    reading: Reading | None = None,
+) -> tuple[np.ndarray, float]:
+    """The scorer's ``logits`` of a question's candidates combined with what the reader
+    said of its best (``reading``, if any), and the refusal model's probability that the
+    best answers the question. The engine and ``rag.fit`` judge alike through it."""
+    if reader is not None and reading is not None:
+        logits = reader.combine(logits, reading.rows, reading.scores)
+    best = int(np.argmax(logits))
+    evidence = evidence_features(table, logits, best, docs, reading)
+    return logits, float(sigmoid(refusal.logits(evidence[None, :]))[0])
 
 
 @lru_cache(maxsize=4)
