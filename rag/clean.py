@@ -113,7 +113,8 @@ _WIDGET_LINES = re.compile(
         | back\ to\ top(\ button)? | subscribe | notify\ of | guest | oldest | newest
         | (newest\ )?most\ voted | inline\ feedbacks | view\ all\ comments | latest\ news
         | must\ read | more | recommended(\ to\ you|\ for\ you)? | you\ might\ also\ like.*
-        | most\ popular(\ articles| stories)? | article\ rating | share(\ this)?(\ article)?
+        | most\ popular(\ articles| stories)? | most\ (read|viewed) | (top|more)\ stories
+        | article\ rating | share(\ this)?(\ article)?
         | advertisement | sponsored | comments? | \d+\ comments? | (\d+\ )*\d+\ votes?
         | reply | cancel\ reply | print | email | tags?:.* | \(\) | [x×] | [-–—|•·]+ | \d+
         | would\ love\ your\ thoughts.* | your\ email\ address\ will\ not\ be\ published.*
@@ -127,13 +128,27 @@ _COOKIE = re.compile(
 _WEATHER = re.compile(r"^-?\d{1,3}([.,]\d)?\s*°?\s*[CF]$")
 _DATE_BANNER = re.compile(
     r"^(mon|tues|wednes|thurs|fri|satur|sun)day,?\s+\w+\s+\d{1,2},?\s+\d{4}$"
+    r"|^(mon|tues|wednes|thurs|fri|satur|sun)day,?\s+\d{1,2}\s+\w+,?\s+\d{4}$"
     r"|^\d{1,2}\s+\w+\s+\d{4}$",
     re.IGNORECASE,
 )
 _SOURCE_LINE = re.compile(r"^source:?\s+\S+$", re.IGNORECASE)
+# A byline ("By Claire Donovan, Science Reporter | 19 February 2025", "*By Staff Reporter*"):
+# it names who wrote the story, and quoted it answers nothing.
+_BYLINE = re.compile(r"^[Bb]y\s+[A-Z][\w.'’-]*(?:\s+\S+){0,18}$")
+# A wire story's credits: "(Reporting by Mari Takeda; Editing by Simon Ashworth)".
+_CREDITS = re.compile(r"^\((?:additional\s+)?(?:reporting|writing|editing)\s+by\b.*\)$", re.I)
+# A link to another story inside this one: "Read more: Who could replace Eriksen?".
+_TEASER = re.compile(
+    r"^(?:read\s+more|also\s+read|read\s+also|see\s+also|related|more\s+on\s+this\s+story)"
+    r"\s*[:|–—-]\s*\S",
+    re.IGNORECASE,
+)
+TEASER_WORDS = 20  # a longer "Related: …" line is prose, not a headline
 # Markers after which a page has only widgets and other headlines.
 _TAIL_MARKER = re.compile(
     r"^(related articles?|leave a (reply|comment)|most popular( articles)?|\d+ comments?"
+    r"|most read|most viewed|top stories|more stories"
     r"|notify of|article rating|latest news|you might also like.*|recommended to you"
     r"|(\d+ )*\d+ votes?)$",
     re.IGNORECASE,
@@ -151,7 +166,12 @@ def is_debris(line: str) -> bool:
         return False
     if _WIDGET_LINES.match(s) or _WEATHER.match(s) or _DATE_BANNER.match(s):
         return True
-    if _SOURCE_LINE.match(s):
+    if _SOURCE_LINE.match(s) or _CREDITS.match(s):
+        return True
+    if _TEASER.match(s) and _words(s) <= TEASER_WORDS:
+        return True
+    unwrapped = s.strip("*_ ")  # a markdown byline is set in italics
+    if _BYLINE.match(unwrapped) and not _SENTENCE_END.search(unwrapped):
         return True
     if _COOKIE.search(s) and _words(s) < 60:
         return True

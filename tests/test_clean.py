@@ -157,6 +157,37 @@ def test_prose_after_a_widget_marker_is_kept() -> None:
     assert long_line in clean(source, ".txt").text
 
 
+RELATED = (
+    "Related: the club's statement in full, with what the owner told the players and staff "
+    "about the search for a successor, the timetable and the budget for the next coach."
+)
+NEWS_PAGE = f"""<html><body><article>
+<h1>Brentford sack head coach after Fulham thrashing</h1>
+<p class="writer">By Jamie Collins, Brentford correspondent · Sunday 23 November 2025</p>
+<p>Saturday's defeat was their fifth successive league loss, the club said.</p>
+<p>Read more: <a href="/ratings">Brentford 0-4 Fulham: player ratings as Bees hit new low</a></p>
+<p>By Monday, the owner had met the coach to discuss the team's form.</p>
+<p>{RELATED}</p>
+<p>(Reporting by Jamie Collins; Editing by Anna Whitcombe)</p>
+</article>
+<div><h2>Most read</h2><p>Interest rates held at 3.75%</p>
+<p>Ealing Broadway station works to close entrance until spring</p></div>
+</body></html>"""
+
+
+def test_bylines_credits_teasers_and_other_stories_are_not_article_text() -> None:
+    text = clean(NEWS_PAGE, ".html").text
+    assert "Saturday's defeat was their fifth successive league loss" in text
+    assert "By Monday, the owner had met the coach" in text  # a sentence, not a byline
+    assert "Related: the club's statement in full" in text  # prose, not a teaser
+    for debris in ("By Jamie Collins", "player ratings", "Reporting by", "Most read", "3.75%"):
+        assert debris not in text
+    markdown = (
+        "# Pension age rises\n\n*By Lena Horvath, Political Correspondent | 21 November 2024*\n"
+    )
+    assert "Horvath" not in clean(markdown + "\nThe law passed by 112 votes to 84.\n", ".md").text
+
+
 @pytest.mark.parametrize(
     "page",
     [
