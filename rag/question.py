@@ -55,6 +55,9 @@ _NOUNS: dict[str, AnswerType] = {
 }
 MONTHS = frozenset(m.lower() for m in (*calendar.month_name[1:], *calendar.month_abbr[1:]))
 WEEKDAYS = frozenset(d.lower() for d in calendar.day_name)
+# A quarter, a half or a financial year ("Q3", "H1", "FY2024"): when, not who, and a
+# report says "the third quarter" or "the three months to September" instead.
+_PERIOD = re.compile(r"(?:q[1-4]|h[12]|fy\d{2}(?:\d{2})?)", re.IGNORECASE)
 POLAR_OPENERS = frozenset(
     [
         "is",
@@ -119,14 +122,18 @@ class Question:
             text=text,
             answer_type=_answer_type(lower),
             polar=bool(lower) and lower[0] in POLAR_OPENERS,
-            # Months and weekdays are when, not who: an archive dates its articles
-            # without always naming the month in the text.
-            names=frozenset(
-                w.lower() for w in ws[1:] if w[:1].isupper() and w.lower() not in MONTHS | WEEKDAYS
-            ),
+            names=frozenset(w.lower() for w in ws[1:] if _may_be_name(w)),
             words=frozenset(lower),
             keywords=_is_search(text, lower) or _asks_what_a_name_is(ws, lower),
         )
+
+
+def _may_be_name(word: str) -> bool:
+    """A capitalised word, not a month, a weekday or a period: those are when, not who, and
+    an archive dates its articles without always naming the month in the text."""
+    return (
+        word[:1].isupper() and word.lower() not in MONTHS | WEEKDAYS and not _PERIOD.fullmatch(word)
+    )
 
 
 def _is_search(text: str, lower: list[str]) -> bool:

@@ -129,6 +129,13 @@ def test_a_month_in_a_question_is_not_a_name() -> None:
     assert question.names == {"harbour", "port", "elling"}
 
 
+def test_a_quarter_or_a_financial_year_is_not_a_name() -> None:
+    # A report says "the third quarter": "Q3" unknown to the archive is no sign it is silent.
+    question = Question.read("How much did Varento make in Q3 2024, in H1 and in FY2023?")
+    assert question.names == {"varento"}
+    assert Question.read("What did the G7 agree in Q4?").names == {"g7"}
+
+
 def test_a_question_about_two_sides_is_split() -> None:
     assert sides("How do Kyiv's and Moscow's conditions for talks compare?") == [
         "How do Kyiv's conditions for talks compare?",
