@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 export GRADIO_ANALYTICS_ENABLED := False
 export ANONYMIZED_TELEMETRY := False
 
-.PHONY: install run serve ingest test test-fast lint eval eval-bbc fit fit-deps bench bench-archive bench-snippets bench-scale screenshots browser lock clean
+.PHONY: install run serve ingest test test-fast lint eval eval-bbc eval-invented fit fit-deps bench bench-archive bench-snippets bench-scale screenshots browser lock clean
 
 install: $(STAMP)  ## create .venv and install the pinned dependencies (idempotent)
 
@@ -48,6 +48,10 @@ BBC ?= ../shared/corpora/bbc
 eval-bbc: install  ## the BBC questions (fitting and held-out halves) over the whole archive
 	$(BIN)/rag eval --corpus $(BBC) --set eval/bbc/fit.jsonl --set eval/bbc/heldout.jsonl \
 	  --index .fit/bbc-index --out eval/out/bbc --no-baseline
+
+eval-invented: install  ## 48 questions over 12 invented news pages (.txt, .html, .md): text nobody fitted on
+	$(BIN)/rag eval --corpus eval/invented/articles --set eval/invented/questions.jsonl \
+	  --out eval/out/invented --no-baseline
 
 fit: install fit-deps  ## refit the question adapter, the reader and the scorer (needs the BBC archive; ~75 min)
 	$(BIN)/python -m rag.fit_query --bbc-corpus $(BBC) --bbc-index .fit/bbc-index

@@ -239,3 +239,27 @@ def test_the_adapters_training_questions_stay_off_every_fitting_and_held_out_art
 @pytest.mark.skipif(not BBC_CORPUS.is_dir(), reason=f"the BBC archive is not at {BBC_CORPUS}")
 def test_the_adapters_training_key_facts_are_in_their_gold_articles() -> None:
     assert not _key_facts_missing_from_gold_articles(TRAIN_SET)
+
+
+INVENTED_DIR = DEFAULT_SET.parent / "invented"
+
+
+def test_the_invented_news_set_is_well_formed_and_its_key_facts_can_be_quoted() -> None:
+    """eval/invented: every gold article exists, and every key fact is in the clean text of
+    one of them (a page's byline or sidebar would not count)."""
+    questions = load_questions(INVENTED_DIR / "questions.jsonl")
+    articles = {p.stem: p for p in (INVENTED_DIR / "articles").iterdir()}
+    texts = {
+        stem: normalize(clean(p.read_text(encoding="utf-8"), p.suffix).text)
+        for stem, p in articles.items()
+    }
+    assert len(questions) == len({q.id for q in questions}) == 48
+    assert sum(not q.answerable for q in questions) == 10
+    assert {d for q in questions for d in q.gold_sources} == set(articles)
+    missing = [
+        (q.id, group)
+        for q in questions
+        for group in q.must_contain
+        if not any(normalize(alt) in texts[d] for alt in group for d in q.gold_sources)
+    ]
+    assert not missing
