@@ -55,6 +55,7 @@ _NOUNS: dict[str, AnswerType] = {
 }
 MONTHS = frozenset(m.lower() for m in (*calendar.month_name[1:], *calendar.month_abbr[1:]))
 WEEKDAYS = frozenset(d.lower() for d in calendar.day_name)
+_WHEN_WORDS = MONTHS | WEEKDAYS
 # A quarter, a half or a financial year ("Q3", "H1", "FY2024"): when, not who, and a
 # report says "the third quarter" or "the three months to September" instead.
 _PERIOD = re.compile(r"(?:q[1-4]|h[12]|fy\d{2}(?:\d{2})?)", re.IGNORECASE)
@@ -131,9 +132,7 @@ class Question:
 def _may_be_name(word: str) -> bool:
     """A capitalised word, not a month, a weekday or a period: those are when, not who, and
     an archive dates its articles without always naming the month in the text."""
-    return (
-        word[:1].isupper() and word.lower() not in MONTHS | WEEKDAYS and not _PERIOD.fullmatch(word)
-    )
+    return word[:1].isupper() and word.lower() not in _WHEN_WORDS and not _PERIOD.fullmatch(word)
 
 
 def _is_search(text: str, lower: list[str]) -> bool:
