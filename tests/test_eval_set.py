@@ -20,11 +20,15 @@ def questions() -> list[Question]:
     return load_questions(DEFAULT_SET)
 
 
+def clean_texts(folder: Path) -> dict[str, str]:
+    """Each article's clean text (what answers can quote), normalized like the metrics."""
+    files = sorted(p for p in folder.iterdir() if p.is_file())
+    return {p.stem: normalize(clean(p.read_text(encoding="utf-8"), p.suffix).text) for p in files}
+
+
 @pytest.fixture(scope="module")
 def seed_texts() -> dict[str, str]:
-    """Each seed article's clean text (what answers can quote), normalized like the metrics."""
-    files = sorted(p for p in get_settings().seeds_dir.iterdir() if p.is_file())
-    return {p.stem: normalize(clean(p.read_text(encoding="utf-8"), p.suffix).text) for p in files}
+    return clean_texts(get_settings().seeds_dir)
 
 
 def test_every_line_is_a_valid_question() -> None:
@@ -248,14 +252,10 @@ def test_the_invented_news_set_is_well_formed_and_its_key_facts_can_be_quoted() 
     """eval/invented: every gold article exists, and every key fact is in the clean text of
     one of them (a page's byline or sidebar would not count)."""
     questions = load_questions(INVENTED_DIR / "questions.jsonl")
-    articles = {p.stem: p for p in (INVENTED_DIR / "articles").iterdir()}
-    texts = {
-        stem: normalize(clean(p.read_text(encoding="utf-8"), p.suffix).text)
-        for stem, p in articles.items()
-    }
+    texts = clean_texts(INVENTED_DIR / "articles")
     assert len(questions) == len({q.id for q in questions}) == 48
     assert sum(not q.answerable for q in questions) == 10
-    assert {d for q in questions for d in q.gold_sources} == set(articles)
+    assert {d for q in questions for d in q.gold_sources} == set(texts)
     missing = [
         (q.id, group)
         for q in questions
