@@ -107,16 +107,22 @@ def reads_as(source: str, quote: str) -> bool:
 
 # --- debris rules ---------------------------------------------------------------------------
 
+# Headings of what follows an article on a page (comments, other stories): a line on its
+# own is debris, and from one on, a page holds no more article text unless prose follows.
+_TAIL_HEADINGS = r"""
+    related\ articles? | leave\ a\ (reply|comment) | most\ popular(\ articles)? | \d+\ comments?
+    | most\ read | most\ viewed | top\ stories | more\ stories | notify\ of | article\ rating
+    | latest\ news | you\ might\ also\ like.* | recommended\ to\ you | (\d+\ )*\d+\ votes?
+"""
 _WIDGET_LINES = re.compile(
-    r"""^(
-        read\ more | related(\ articles?|\ posts?|\ stories)? | leave\ a\ (reply|comment)
-        | back\ to\ top(\ button)? | subscribe | notify\ of | guest | oldest | newest
-        | (newest\ )?most\ voted | inline\ feedbacks | view\ all\ comments | latest\ news
-        | must\ read | more | recommended(\ to\ you|\ for\ you)? | you\ might\ also\ like.*
-        | most\ popular(\ articles| stories)? | most\ (read|viewed) | (top|more)\ stories
-        | article\ rating | share(\ this)?(\ article)?
-        | advertisement | sponsored | comments? | \d+\ comments? | (\d+\ )*\d+\ votes?
-        | reply | cancel\ reply | print | email | tags?:.* | \(\) | [x×] | [-–—|•·]+ | \d+
+    rf"""^(
+        {_TAIL_HEADINGS}
+        | read\ more | related(\ articles?|\ posts?|\ stories)? | back\ to\ top(\ button)?
+        | subscribe | guest | oldest | newest | (newest\ )?most\ voted | inline\ feedbacks
+        | view\ all\ comments | must\ read | more | recommended(\ to\ you|\ for\ you)?
+        | most\ popular(\ articles|\ stories)? | share(\ this)?(\ article)?
+        | advertisement | sponsored | comments? | reply | cancel\ reply | print | email
+        | tags?:.* | \(\) | [x×] | [-–—|•·]+ | \d+
         | would\ love\ your\ thoughts.* | your\ email\ address\ will\ not\ be\ published.*
         | sign\ up\ for\ our\ newsletter.* | follow\ us.* | skip\ to\ (main\ )?content
     )[.!:]?$""",
@@ -146,13 +152,7 @@ _TEASER = re.compile(
 )
 TEASER_WORDS = 20  # a longer "Related: …" line is prose, not a headline
 # Markers after which a page has only widgets and other headlines.
-_TAIL_MARKER = re.compile(
-    r"^(related articles?|leave a (reply|comment)|most popular( articles)?|\d+ comments?"
-    r"|most read|most viewed|top stories|more stories"
-    r"|notify of|article rating|latest news|you might also like.*|recommended to you"
-    r"|(\d+ )*\d+ votes?)$",
-    re.IGNORECASE,
-)
+_TAIL_MARKER = re.compile(rf"^({_TAIL_HEADINGS})$", re.IGNORECASE | re.VERBOSE)
 _SENTENCE_END = re.compile(r"[.!?…\"”’)\]]$")
 
 

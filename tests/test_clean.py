@@ -151,6 +151,15 @@ def test_markdown_heading_is_title_and_soft_wraps_join() -> None:
     assert "Read more" not in cleaned.text
 
 
+@pytest.mark.parametrize("heading", ["Most popular stories", "Related stories", "Top stories:"])
+def test_a_widget_heading_between_paragraphs_is_not_article_text(heading: str) -> None:
+    first = "The council met on Monday to agree the budget for the coming year."
+    second = "Councillors voted by 31 to 12 to raise the tax by 4.99%, the maximum allowed."
+    text = clean(f"Council agrees budget\n{first}\n{heading}\n{second}\n", ".txt").text
+    assert first in text and second in text
+    assert heading.rstrip(":") not in text
+
+
 def test_prose_after_a_widget_marker_is_kept() -> None:
     long_line = "The talks " + "went on for many hours and covered many topics " * 3 + "today."
     source = f"Title of the story here\nRelated Articles\n{long_line}\n"
