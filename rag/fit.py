@@ -301,7 +301,9 @@ def answerable_probability(
 
 def side_probabilities(ex: Example, scoring: Scoring, refusal: Logistic) -> list[float]:
     """The probability that the evidence answers each side of a two-part question."""
-    read = scoring.reader is not None and len(ex.side_readings) == len(ex.side_tables)
+    # Read as the question was (``read_examples`` reads both or neither); a question read
+    # with fewer sides than it has fails the zip below rather than going unread.
+    read = scoring.reader is not None and ex.reading is not None
     readings = ex.side_readings if read else [None] * len(ex.side_tables)
     docs = ex.corpus.sentence_doc
     return [

@@ -74,3 +74,14 @@ def test_the_fit_judges_each_question_as_the_engine_does(engine, examples) -> No
     for ex, probability in zip(examples, probabilities, strict=True):
         answer = engine.ask(ex.question.question)
         assert answer.confidence == pytest.approx(probability, abs=1e-3), ex.question.question
+
+
+def test_a_question_read_without_its_sides_is_an_error_not_a_guess(engine, examples) -> None:  # noqa: ANN001
+    """A two-part question whose sides were not read with it would be judged on the whole
+    question alone, unlike the engine: the fit says so instead of fitting on it."""
+    model = engine.model
+    read_examples(examples, Reader(engine.settings, engine.embedding), model.sentence)
+    two_sides = examples[1]
+    two_sides.side_readings = two_sides.side_readings[:1]
+    with pytest.raises(ValueError):
+        answerable_probability([two_sides], Scoring(model.sentence, model.reader), model.refusal)
