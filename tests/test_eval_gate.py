@@ -254,3 +254,58 @@ def test_the_bbc_gate_holds_only_over_the_slice_it_was_set_on(tmp_path: Path) ->
         assert elsewhere == {"min": {}, "max": {}, "target": on_slice["target"]}
         assert not check_thresholds({"hit_at_1": 0.0}, elsewhere)
     assert thresholds_for(DEFAULT_SET)["min"]["key_fact_recall"] > 0  # the seeds: any run
+
+
+def test_an_eval_over_an_export_compares_with_the_baseline_on_its_records(tmp_path: Path) -> None:
+    """The README's `rag eval --corpus ARCHIVE --set PAIRS` on an archive holding an export:
+    the baseline reads the records the engine indexed (an export's records have no file
+    of their own), and both rows cite them by their ids."""
+    corpus = tmp_path / "archive"
+    corpus.mkdir()
+    shutil.copy(
+        get_settings().seeds_dir / sorted(p.name for p in get_settings().seeds_dir.iterdir())[0],
+        corpus,
+    )
+    records = [
+        {
+            "id": "ferry-strike",
+            "title": "Ferry crews walk out over pay",
+            "text": "Ferry crews on the Dunmore crossing walked out on Tuesday over a pay offer of "
+            "2.5%, the RMT union said. The operator, Westwater Lines, cancelled all 14 sailings.",
+        },
+        {
+            "id": "library-trust",
+            "title": "Trust saves Dunmore libraries",
+            "text": "The Halloway Trust will pay to keep Dunmore's three libraries open until "
+            "2027, the council said on Friday. The trust pledged £1.2m over three years.",
+        },
+    ]
+    (corpus / "export.jsonl").write_text(
+        "".join(json.dumps(r) + "\n" for r in records), encoding="utf-8"
+    )
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text(
+        json.dumps(
+            {
+                "question": "Who will pay to keep the Dunmore libraries open?",
+                "answer": "The Halloway Trust",
+                "key_facts": [["Halloway Trust"]],
+                "gold_sources": ["library-trust"],
+            }
+        )
+        + "\n",
+        encoding="utf-8",
+    )
+    settings = get_settings().model_copy(update={"chroma_url": None})
+    config = EvalConfig(
+        questions=pairs,
+        corpus=corpus,
+        index_dir=tmp_path / "index",
+        out=tmp_path / "out",
+        settings=settings,
+    )
+    result = run_eval(config)
+    baseline = result.records["baseline"][0]
+    assert baseline["citations"][0]["doc_id"] in {"ferry-strike", "library-trust"}
+    assert result.summary["baseline"]["overall"]["quote_fidelity"] == 1.0
+    assert result.summary["project"]["overall"]["hit_at_1"] == 1.0

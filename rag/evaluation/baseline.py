@@ -1,24 +1,23 @@
 """The comparison row: a stock llama-index pipeline over the same articles and embedding model.
 
-``SimpleDirectoryReader`` → ``VectorStoreIndex`` (default ``SentenceSplitter``) → Chroma (a
-collection of its own, in a temporary folder unless a Chroma server is configured) →
-``index.as_retriever()``. Its answer is the top retrieved chunk, cited with that chunk's
-character span; it never refuses. No LLM is involved anywhere: ``Settings.llm`` is a
-``MockLLM`` and the embedding model is passed explicitly, so llama-index cannot reach OpenAI.
+The indexed articles' texts (the text each citation's offsets index into: a file's, or an
+export record's) as llama-index ``Document``s → ``VectorStoreIndex`` (default
+``SentenceSplitter``) → Chroma (a collection of its own, in a temporary folder unless a
+Chroma server is configured) → ``index.as_retriever()``. Its answer is the top retrieved
+chunk, cited with that chunk's character span; it never refuses. No LLM is involved
+anywhere: ``Settings.llm`` is a ``MockLLM`` and the embedding model is passed explicitly, so
+llama-index cannot reach OpenAI.
 """
 
 from __future__ import annotations
 
-import logging
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from llama_index.core import Document, StorageContext, VectorStoreIndex
 from llama_index.core import Settings as LlamaSettings
-from llama_index.core import SimpleDirectoryReader, StorageContext, VectorStoreIndex
 from llama_index.core.base.embeddings.base import BaseEmbedding
 from llama_index.core.bridge.pydantic import PrivateAttr
 from llama_index.core.llms import MockLLM
@@ -26,11 +25,13 @@ from llama_index.core.schema import NodeWithScore
 from llama_index.vector_stores.chroma import ChromaVectorStore
 
 from rag.components.embedding import EmbeddingModel, embed_question
-from rag.documents import display_path
+from rag.models import SourceDocument
 from rag.settings import Settings
 from rag.store import chroma_client
 
 DESCRIPTION = "llama-index VectorStoreIndex (default SentenceSplitter) + Chroma, top chunk"
+# Kept out of the text llama-index embeds and splits: the article's words alone, as ours.
+_METADATA = ["doc_id", "title", "source"]
 
 
 class RagEmbedding(BaseEmbedding):
@@ -61,12 +62,18 @@ class RagEmbedding(BaseEmbedding):
 
 
 class Baseline:
-    """Build with ``Baseline(files, embedding, settings)``; ``ask()`` mimics ``Answer.to_dict()``.
+    """Build with ``Baseline(articles, embedding, settings)`` (each indexed article and its
+    text); ``ask()`` mimics ``Answer.to_dict()``.
 
     Use as a context manager (or call ``close()``) to drop its Chroma collection.
     """
 
-    def __init__(self, files: list[Path], embedding: EmbeddingModel, settings: Settings) -> None:
+    def __init__(
+        self,
+        articles: list[tuple[SourceDocument, str]],
+        embedding: EmbeddingModel,
+        settings: Settings,
+    ) -> None:
         LlamaSettings.llm = MockLLM()  # nothing here needs an LLM; never fall back to OpenAI
         self._tmp = tempfile.TemporaryDirectory(prefix="rag-eval-baseline-")
         self._settings = settings.model_copy(update={"index_dir": Path(self._tmp.name)})
@@ -75,13 +82,27 @@ class Baseline:
         self._drop_collection()
         collection = self._client.create_collection(self._name, embedding_function=None)
         self.top_k = settings.top_k
-        self.index = self._build(files, collection, RagEmbedding(embedding))
+        self.index = self._build(articles, collection, RagEmbedding(embedding))
         self.retriever = self.index.as_retriever(similarity_top_k=self.top_k)
 
     @staticmethod
-    def _build(files: list[Path], collection: Any, embed_model: BaseEmbedding) -> VectorStoreIndex:
-        with _quiet("llama_index.core.readers.file.base"):  # "readers-file not found", per file
-            documents = SimpleDirectoryReader(input_files=[str(f) for f in files]).load_data()
+    def _build(
+        articles: list[tuple[SourceDocument, str]], collection: Any, embed_model: BaseEmbedding
+    ) -> VectorStoreIndex:
+        documents = [
+            Document(
+                text=text,
+                id_=article.doc_id,
+                metadata={
+                    "doc_id": article.doc_id,
+                    "title": article.title,
+                    "source": article.source,
+                },
+                excluded_embed_metadata_keys=_METADATA,
+                excluded_llm_metadata_keys=_METADATA,
+            )
+            for article, text in articles
+        ]
         store = ChromaVectorStore(chroma_collection=collection)
         return VectorStoreIndex.from_documents(
             documents,
@@ -121,23 +142,12 @@ class Baseline:
         self.close()
 
 
-@contextmanager
-def _quiet(logger: str) -> Iterator[None]:
-    log = logging.getLogger(logger)
-    level = log.level
-    log.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        log.setLevel(level)
-
-
 def _passage(hit: NodeWithScore) -> dict[str, Any]:
-    path = Path(hit.node.metadata["file_path"])
+    meta = hit.node.metadata
     return {
-        "doc_id": path.stem,
-        "title": path.stem,
-        "source": display_path(path),
+        "doc_id": meta["doc_id"],
+        "title": meta["title"],
+        "source": meta["source"],
         "text": hit.node.get_content(),
         "score": float(hit.score or 0.0),
         "start": hit.node.start_char_idx,

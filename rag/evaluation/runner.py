@@ -30,7 +30,7 @@ from pydantic import (
 )
 
 from rag.errors import RagError
-from rag.evaluation.metrics import resolve_source, score_answer, summarize
+from rag.evaluation.metrics import score_answer, summarize
 from rag.settings import REPO_ROOT, Settings, get_settings
 
 DEFAULT_SET = REPO_ROOT / "eval" / "questions.jsonl"
@@ -355,10 +355,11 @@ def _run_baseline(
 ) -> tuple[list[dict[str, Any]], float]:
     from rag.evaluation.baseline import Baseline
 
-    files = [resolve_source(s.source) for s in engine.sources()]
+    # The texts the engine indexed (an export's records have no file of their own).
+    articles = [engine.document_text(s.doc_id) for s in engine.sources()]
     started = time.perf_counter()
     done = progress("baseline: indexing", 1)
-    with Baseline(files, engine.embedding, settings) as baseline:
+    with Baseline(articles, engine.embedding, settings) as baseline:
         done()
         records = ask_all(
             baseline.ask, questions, settings.top_k, progress("baseline", len(questions))
