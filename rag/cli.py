@@ -62,6 +62,7 @@ def ingest(
 ) -> None:
     """Index articles into Chroma. Unchanged files are not re-embedded."""
     from rag.ingest import ingest_paths
+    from rag.sources import readable_types
 
     settings = get_settings()
     try:
@@ -78,6 +79,11 @@ def ingest(
         raise typer.Exit(130) from None
     for path, reason in report.skipped:
         err.print(f"[yellow]skipped[/] {escape(path)}: {escape(reason)}")
+    if report.not_read:
+        kinds = ", ".join(f"{n} {suffix}" for suffix, n in sorted(report.not_read.items()))
+        err.print(
+            f"[yellow]not read[/]: files of other types ({kinds}); rag reads {readable_types()}"
+        )
     out.print(report.summary())
     if report.files == 0:
         raise typer.Exit(1)

@@ -17,7 +17,7 @@ import json
 import logging
 import pickle
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -38,7 +38,7 @@ from rag.duplicates import DuplicateIndex
 from rag.errors import IndexUnavailableError, RagError
 from rag.retrieve import row_key
 from rag.settings import REPO_ROOT, Settings
-from rag.sources import SkippedRecord, SourceRecord, read_sources, relative_name, source_files
+from rag.sources import SkippedRecord, SourceRecord, read_sources, relative_name, scan_sources
 from rag.store import DocumentRecord, IndexStore, Rows, pack_vectors, writing_index
 
 if TYPE_CHECKING:
@@ -64,6 +64,8 @@ class IngestReport:
     embedded_texts: int = 0  # sentences sent to the model
     embed_seconds: float = 0.0
     doc_ids: set[str] = field(default_factory=set, repr=False)  # every article read
+    # files of other types in the folders read, by suffix (".pdf": 2): not read
+    not_read: Counter[str] = field(default_factory=Counter)
 
     def summary(self) -> str:
         text = (
@@ -82,12 +84,13 @@ def fingerprint(settings: Settings) -> str:
     )
 
 
-def collect_files(paths: list[Path]) -> list[Path]:
-    """Files to index under ``paths`` (articles and exports). A missing path is an error."""
+def collect_files(paths: list[Path]) -> tuple[list[Path], Counter[str]]:
+    """Files to index under ``paths`` (articles and exports), and how many files of other
+    types the folders hold, by suffix. A missing path is an error."""
     missing = [str(p) for p in paths if not p.exists()]
     if missing:
         raise RagError(f"no such file or directory: {', '.join(missing)}")
-    return source_files(paths)
+    return scan_sources(paths)
 
 
 @contextlib.contextmanager
@@ -122,8 +125,8 @@ def ingest_paths(
     progress: bool = True,
 ) -> IngestReport:
     started = time.perf_counter()
-    collect_files(paths)  # a missing path fails before anything is written
-    report = IngestReport()
+    _, not_read = collect_files(paths)  # a missing path fails before anything is written
+    report = IngestReport(not_read=not_read)
     with ingest_lock(settings):
         store = IndexStore(settings)
         _Ingestor(store, settings, report, progress).run(paths, prune)

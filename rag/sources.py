@@ -135,21 +135,40 @@ class _BadExport(ValueError):
 
 
 def source_files(paths: Path | Sequence[Path]) -> list[Path]:
-    """Supported files under ``paths`` (files or folders), sorted, hidden ones left out."""
+    """Supported files under ``paths`` (files or folders), sorted, hidden ones left out. A
+    file named on its own is kept whatever its type (``read_sources`` says why it skips
+    one it does not read)."""
+    return scan_sources(paths)[0]
+
+
+def scan_sources(paths: Path | Sequence[Path]) -> tuple[list[Path], Counter[str]]:
+    """``source_files``, and how many files of each other type the folders hold (by
+    suffix: ``".pdf": 3``), which are not read."""
     paths = [paths] if isinstance(paths, Path) else list(paths)
     files: list[Path] = []
+    others: Counter[str] = Counter()
     for path in paths:
         if not path.is_dir():
             files.append(path)
             continue
-        files.extend(
-            f
-            for f in sorted(path.rglob("*"))
-            if f.is_file()
-            and (f.suffix.lower() in FILE_SUFFIXES or is_export(f))
-            and not any(part.startswith(".") for part in f.relative_to(path).parts)
-        )
-    return list(dict.fromkeys(f.resolve() for f in files))
+        for f in sorted(path.rglob("*")):
+            if not f.is_file() or any(p.startswith(".") for p in f.relative_to(path).parts):
+                continue
+            if is_readable_type(f):
+                files.append(f)
+            else:
+                others[f.suffix.lower() or "(no suffix)"] += 1
+    return list(dict.fromkeys(f.resolve() for f in files)), others
+
+
+def is_readable_type(path: Path) -> bool:
+    """An article file (``.txt``, ``.md``, ``.html``…) or an export."""
+    return path.suffix.lower() in FILE_SUFFIXES or is_export(path)
+
+
+def readable_types() -> str:
+    files = ", ".join(sorted(FILE_SUFFIXES))
+    return f"{files} and exports ({', '.join(sorted(EXPORT_SUFFIXES))})"
 
 
 def is_export(path: Path) -> bool:
@@ -199,11 +218,19 @@ def read_sources(
     """Every article under ``paths`` (files, folders, exports), shown and hashed relative to
     ``root``. Bad files and records come out as SkippedRecord; iteration goes on."""
     files = source_files(paths)
-    doc_ids = assign_doc_ids((f for f in files if not is_export(f)), root)
+    articles = (f for f in files if not is_export(f) and (is_readable_type(f) or not f.suffix))
+    doc_ids = assign_doc_ids(articles, root)
     used: dict[str, str] = {}  # doc id -> source that has it
     for path in files:
         if is_export(path):
             yield from read_export(path, root, used)
+            continue
+        if not is_readable_type(path) and path.suffix:
+            # Named on its own: a PDF or a Word file would decode as noise, not as its text.
+            yield SkippedRecord(
+                relative_name(path, root),
+                f"not a type rag reads ({path.suffix}); it reads {readable_types()}",
+            )
             continue
         item = read_file(path, root, doc_ids[path])
         if isinstance(item, SourceRecord) and item.doc_id in used:

@@ -544,3 +544,32 @@ def test_each_sentence_is_embedded_again_after_its_title(tmp_path: Path) -> None
     assert untitled is not None
     rows = untitled[0].corpus
     assert float(rows.sentence_titled[0] @ rows.sentences.embeddings[0]) > 0.99
+
+
+def test_files_of_other_types_are_named_not_read_as_text(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A PDF decodes as noise, not as its text: named on its own it is skipped, saying
+    why; in a folder it is left out, and `rag ingest` says how many such files it left."""
+    from typer.testing import CliRunner
+
+    import rag.cli
+
+    folder = tmp_path / "archive"
+    folder.mkdir()
+    shutil.copy(SEEDS / sorted(p.name for p in SEEDS.iterdir())[0], folder / "talks.txt")
+    pdf = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\nBT /F1 12 Tf (Ferry fares rise) Tj ET\n"
+    (folder / "fares.pdf").write_bytes(pdf)
+    (folder / "notes.docx").write_bytes(b"PK\x03\x04 word/document.xml")
+    settings = make_settings(tmp_path / "index")
+    monkeypatch.setattr(rag.cli, "get_settings", lambda: settings)
+
+    run = CliRunner().invoke(rag.cli.app, ["ingest", "-q", str(folder / "fares.pdf")])
+    assert run.exit_code == 1, run.output
+    assert "fares.pdf: not a type rag reads (.pdf)" in " ".join(run.output.split())
+
+    run = CliRunner().invoke(rag.cli.app, ["ingest", "-q", str(folder)])
+    assert run.exit_code == 0, run.output
+    said = " ".join(run.output.split())
+    assert "not read: files of other types (1 .docx, 1 .pdf)" in said and "1 articles" in said
+    assert set(IndexStore(settings).document_records()) == {"talks"}
