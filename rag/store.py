@@ -153,6 +153,13 @@ def _describe_failure(settings: Settings, exc: BaseException) -> str:
     text = str(exc)
     if isinstance(exc, sqlite3.OperationalError) and "locked" in text:
         return f"the index at {where} is locked by another process; try again when it finishes"
+    if "readonly database" in text or "read-only file system" in text.lower():
+        # The index is fine: Chroma writes to its files even to read them.
+        return (
+            f"the index at {where} is read-only ({text}); Chroma needs write access to its "
+            "folder even to answer: give this user write access, or copy the index somewhere "
+            "writable and point RAG_INDEX_DIR at the copy"
+        )
     if isinstance(exc, PermissionError | OSError) and not settings.chroma_url:
         return f"cannot open the index at {where}: {exc}"
     if settings.chroma_url:

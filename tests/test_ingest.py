@@ -142,6 +142,25 @@ def test_locked_index_is_reported(tmp_path: Path, corpus_dir: Path) -> None:
             ingest_paths([corpus_dir], settings, progress=False)
 
 
+def test_a_read_only_index_is_not_called_unreadable(tmp_path: Path) -> None:
+    """Chroma writes to its files even to answer, so an index on a read-only mount fails
+    to open with SQLite's "attempt to write a readonly database". The advice is to give
+    write access, not to move the index away and rebuild it. (The error is SQLite's own,
+    from a database opened read-only: as root, as CI runs, file modes do not stop writes.)"""
+    import sqlite3
+
+    from rag.store import _describe_failure
+
+    db = tmp_path / "chroma.sqlite3"
+    sqlite3.connect(db).execute("create table t (x)").connection.commit()
+    read_only = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    with pytest.raises(sqlite3.OperationalError) as raised:
+        read_only.execute("insert into t values (1)")
+    said = _describe_failure(make_settings(tmp_path), raised.value)
+    assert "is read-only" in said and "write access" in said
+    assert "move it away" not in said and "unreadable" not in said
+
+
 @contextmanager
 def other_process(settings, code: str) -> Iterator[None]:  # noqa: ANN001
     """Another Python process that runs ``code`` on the index (``store``, ``settings``)
