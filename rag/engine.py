@@ -136,7 +136,14 @@ class Engine:
         seeds = self.settings.seeds_dir
         if not seeds.is_dir():
             return
-        log.warning("the index is empty: indexing %s first", seeds)
+        where = self.settings.chroma_url or self.settings.index_dir
+        log.warning(
+            "the index at %s is empty: indexing the sample articles in %s first "
+            "(to ask your own archive, `rag ingest PATH` into it, or point RAG_INDEX_DIR "
+            "at the index you built)",
+            where,
+            seeds,
+        )
         ingest_paths([seeds], self.settings, progress=False)
 
     def _check_version(self, version: CorpusVersion) -> None:
