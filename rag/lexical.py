@@ -24,6 +24,7 @@ import re
 import shutil
 import tempfile
 import threading
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,7 +37,7 @@ from rag.store import CorpusVersion, IndexStore, Rows
 
 log = logging.getLogger(__name__)
 
-FORMAT = 3  # bump when the files or the analyzer change: older indexes are rebuilt
+FORMAT = 4  # bump when the files or the analyzer change: older indexes are rebuilt
 # Question words carry no topic; BM25 should not match "what" or "did".
 QUESTION_WORDS = (
     "what",
@@ -101,8 +102,18 @@ TOKEN_PATTERN = re.compile(r"(?u)\b\w\w+\b")
 STEM_CACHE_WORDS = 200_000  # a news vocabulary fits; the cache is dropped beyond it
 
 
+def fold(word: str) -> str:
+    """A word without its accents ("muñoz" -> "munoz", "zürich" -> "zurich"): readers type
+    names without them as often as with."""
+    if word.isascii():
+        return word
+    decomposed = unicodedata.normalize("NFKD", word)
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+
+
 class Analyzer:
-    """Text → BM25 terms: lowercase words, English stop words out, Snowball stems."""
+    """Text → BM25 terms: lowercase words without accents, English stop words out,
+    Snowball stems."""
 
     def __init__(self, synonyms: dict[str, str] | None = None) -> None:
         """``synonyms`` maps a lowercase word to the spelling it is indexed as."""
@@ -136,8 +147,12 @@ class Analyzer:
         if len(known) + len(new) > STEM_CACHE_WORDS:
             known, new = {}, list(words)
             self._terms = known
-        to_stem = [w for w in new if w not in self._stopwords]
-        stems = self._stemmer.stemWords([self._synonyms.get(w, w) for w in to_stem])
+        folded = {w: fold(w) for w in new}
+        to_stem = [w for w in new if folded[w] not in self._stopwords]
+        canonical = [
+            fold(self._synonyms.get(w, self._synonyms.get(folded[w], folded[w]))) for w in to_stem
+        ]
+        stems = self._stemmer.stemWords(canonical)
         known.update(dict.fromkeys(new, ""))
         known.update(zip(to_stem, stems, strict=True))
         return known
