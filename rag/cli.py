@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -78,7 +79,9 @@ def ingest(
         err.print("interrupted: no article is half-indexed; run `rag ingest` again to finish")
         raise typer.Exit(130) from None
     for path, reason in report.skipped:
-        err.print(f"[yellow]skipped[/] {escape(path)}: {escape(reason)}")
+        record = re.match(r"line (\d+): (.*)", reason, re.DOTALL)
+        what = f"a record of {path} (line {record[1]})" if record else path
+        err.print(f"[yellow]skipped[/] {escape(what)}: {escape(record[2] if record else reason)}")
     if report.not_read:
         kinds = ", ".join(f"{n} {suffix}" for suffix, n in sorted(report.not_read.items()))
         err.print(

@@ -233,7 +233,7 @@ class _Ingestor:
             self.store.save_search_index()
 
     def _skip(self, path: Path | str, reason: str) -> None:
-        log.warning("skipped %s: %s", path, reason)
+        log.info("skipped %s: %s", path, reason)  # the report lists it; `rag ingest` shows it
         self.report.skipped.append((str(path), reason))
 
     def _changed_files(

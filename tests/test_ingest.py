@@ -565,11 +565,13 @@ def test_each_sentence_is_embedded_again_after_its_title(tmp_path: Path) -> None
     assert float(rows.sentence_titled[0] @ rows.sentences.embeddings[0]) > 0.99
 
 
-def test_files_of_other_types_are_named_not_read_as_text(
+def test_files_of_other_types_and_bad_records_are_named_once(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A PDF decodes as noise, not as its text: named on its own it is skipped, saying
     why; in a folder it is left out, and `rag ingest` says how many such files it left."""
+    import json
+
     from typer.testing import CliRunner
 
     import rag.cli
@@ -580,6 +582,8 @@ def test_files_of_other_types_are_named_not_read_as_text(
     pdf = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\nBT /F1 12 Tf (Ferry fares rise) Tj ET\n"
     (folder / "fares.pdf").write_bytes(pdf)
     (folder / "notes.docx").write_bytes(b"PK\x03\x04 word/document.xml")
+    good = {"id": "fares", "title": "Fares rise", "text": "Ferry fares rise by 4% in May."}
+    (folder / "feed.jsonl").write_text(json.dumps(good) + "\n{not json\n", encoding="utf-8")
     settings = make_settings(tmp_path / "index")
     monkeypatch.setattr(rag.cli, "get_settings", lambda: settings)
 
@@ -590,5 +594,6 @@ def test_files_of_other_types_are_named_not_read_as_text(
     run = CliRunner().invoke(rag.cli.app, ["ingest", "-q", str(folder)])
     assert run.exit_code == 0, run.output
     said = " ".join(run.output.split())
-    assert "not read: files of other types (1 .docx, 1 .pdf)" in said and "1 articles" in said
-    assert set(IndexStore(settings).document_records()) == {"talks"}
+    assert "not read: files of other types (1 .docx, 1 .pdf)" in said and "2 articles" in said
+    assert said.count("skipped a record of") == 1 and "feed.jsonl (line 2):" in said
+    assert set(IndexStore(settings).document_records()) == {"talks", "fares"}
