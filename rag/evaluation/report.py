@@ -63,11 +63,12 @@ METRICS = (
 DEFINITIONS = """\
 Retrieval is scored at article level on the passages, over answerable questions: *hit@1* (a
 gold article ranked first), *hit@k* (one among the top k passages), *MRR* (llama-index HitRate
-and MRR). *Key-fact recall*: share of each question's `must_contain` groups matched by one of
-their alternatives (case-insensitive); *all key facts*: share of questions matching every
-group; *key fact in the first quote*: share of questions whose first quote (the one a reader
-meets first) matches a group; all three 0 for a refused answerable question. *Token F1*
-against `reference_answer`.
+and MRR). *Key-fact recall*: share of each question's key-fact groups (`key_facts`, or
+`must_contain`) matched by one of their alternatives (case-insensitive); *all key facts*:
+share of questions matching every group; *key fact in the first quote*: share of questions
+whose first quote (the one a reader meets first) matches a group; all three 0 for a refused
+answerable question. *Token F1* against the reference answer (`answer`, or
+`reference_answer`).
 *Citation precision*: share of a question's citations that name a gold article (questions
 that cite nothing are left out); *recall*: share of gold articles cited. *Quote fidelity*:
 share of all citations whose quote is the file's text at [start, end) (an HTML character
