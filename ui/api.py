@@ -330,6 +330,11 @@ def _add_error_handlers(app: FastAPI) -> None:
         errors = exc.errors()
         if any(e.get("type") == "json_invalid" for e in errors):
             return JSONResponse({"detail": "the body is not valid JSON"}, status_code=400)
+        declared = request.headers.get("content-type", "").lower()
+        if "json" not in declared and any(tuple(e.get("loc", ())) == ("body",) for e in errors):
+            # FastAPI reads a body not declared as JSON as a string: "not a valid dictionary"
+            detail = "send the body as JSON, with the header Content-Type: application/json"
+            return JSONResponse({"detail": detail}, status_code=400)
         return JSONResponse({"detail": _plain_errors(errors)}, status_code=422)
 
     @app.exception_handler(BadQuestionError)

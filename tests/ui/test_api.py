@@ -157,6 +157,14 @@ def test_bad_json_is_400(client: httpx.Client) -> None:
     assert response.json() == {"detail": "the body is not valid JSON"}
 
 
+def test_json_sent_as_plain_text_is_400_saying_which_header(client: httpx.Client) -> None:
+    response = client.post(
+        "/api/ask", content=b'{"question": "Why?"}', headers={"content-type": "text/plain"}
+    )
+    assert response.status_code == 400
+    assert "Content-Type: application/json" in response.json()["detail"]
+
+
 def test_oversized_body_is_413(client: httpx.Client) -> None:
     response = client.post("/api/ask", json={"question": "Why? " * 20_000})
     assert response.status_code == 413
