@@ -55,18 +55,18 @@ def corpus_copies(settings: Settings, folder: Path, copies: int) -> Path:
     """The seeds, ``copies`` times under other names: enough text to amortise start-up."""
     folder.mkdir()
     for n in range(copies):
-        for path in collect_files([settings.seeds_dir])[0]:
+        for path in collect_files([settings.seeds_dir]):
             (folder / f"{path.stem}-{n}{path.suffix}").write_bytes(path.read_bytes())
     return folder
 
 
 def bench_ingest(settings: Settings, corpus: Path) -> dict[str, float]:
-    load_document(collect_files([corpus])[0][0], 256, 32)  # import llama-index, NLTK
+    load_document(next(iter(collect_files([corpus]))), 256, 32)  # import llama-index, NLTK
     load_embedding(settings)  # and the model's shared library: one-off costs
     report = ingest_paths([corpus], settings, progress=False)
     docs = [
         load_document(p, settings.chunk_size, settings.chunk_overlap)
-        for p in collect_files([corpus])[0]
+        for p in collect_files([corpus])
     ]
     texts = [c.text for d in docs for c in d.chunks] + [
         s.text for d in docs for s, _ in d.sentences

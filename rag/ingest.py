@@ -84,13 +84,16 @@ def fingerprint(settings: Settings) -> str:
     )
 
 
-def collect_files(paths: list[Path]) -> tuple[list[Path], Counter[str]]:
-    """Files to index under ``paths`` (articles and exports), and how many files of other
-    types the folders hold, by suffix. A missing path is an error."""
+def collect_files(paths: list[Path]) -> list[Path]:
+    """Files to index under ``paths`` (articles and exports). A missing path is an error."""
+    return scan_sources(_existing(paths))[0]
+
+
+def _existing(paths: list[Path]) -> list[Path]:
     missing = [str(p) for p in paths if not p.exists()]
     if missing:
         raise RagError(f"no such file or directory: {', '.join(missing)}")
-    return scan_sources(paths)
+    return paths
 
 
 @contextlib.contextmanager
@@ -125,8 +128,8 @@ def ingest_paths(
     progress: bool = True,
 ) -> IngestReport:
     started = time.perf_counter()
-    _, not_read = collect_files(paths)  # a missing path fails before anything is written
-    report = IngestReport(not_read=not_read)
+    # A missing path fails before anything is written; files of other types are counted.
+    report = IngestReport(not_read=scan_sources(_existing(paths))[1])
     with ingest_lock(settings):
         store = IndexStore(settings)
         _Ingestor(store, settings, report, progress).run(paths, prune)

@@ -123,7 +123,8 @@ class Analyzer:
         # bm25s sets its own logger to DEBUG on import; its chatter would end up in
         # `rag ask --json` output and server logs.
         logging.getLogger("bm25s").setLevel(logging.WARNING)
-        self._synonyms = synonyms or {}
+        # Read as the words are: without accents.
+        self._synonyms = {fold(k): fold(v) for k, v in (synonyms or {}).items()}
         self._stemmer = Stemmer.Stemmer("english")
         self._stopwords = frozenset(bm25s.stopwords.STOPWORDS_EN) | frozenset(QUESTION_WORDS)
         # Each word seen, with its term ("" for a stop word): one lookup a word when warm.
@@ -149,10 +150,7 @@ class Analyzer:
             self._terms = known
         folded = {w: fold(w) for w in new}
         to_stem = [w for w in new if folded[w] not in self._stopwords]
-        canonical = [
-            fold(self._synonyms.get(w, self._synonyms.get(folded[w], folded[w]))) for w in to_stem
-        ]
-        stems = self._stemmer.stemWords(canonical)
+        stems = self._stemmer.stemWords([self._synonyms.get(folded[w], folded[w]) for w in to_stem])
         known.update(dict.fromkeys(new, ""))
         known.update(zip(to_stem, stems, strict=True))
         return known

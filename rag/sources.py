@@ -166,6 +166,12 @@ def is_readable_type(path: Path) -> bool:
     return path.suffix.lower() in FILE_SUFFIXES or is_export(path)
 
 
+def _read_as_article(path: Path) -> bool:
+    """A file of an article type, or one without a suffix named on its own (a PDF or a Word
+    file named so would decode as noise, not as its text)."""
+    return is_readable_type(path) or not path.suffix
+
+
 def readable_types() -> str:
     files = ", ".join(sorted(FILE_SUFFIXES))
     return f"{files} and exports ({', '.join(sorted(EXPORT_SUFFIXES))})"
@@ -218,15 +224,14 @@ def read_sources(
     """Every article under ``paths`` (files, folders, exports), shown and hashed relative to
     ``root``. Bad files and records come out as SkippedRecord; iteration goes on."""
     files = source_files(paths)
-    articles = (f for f in files if not is_export(f) and (is_readable_type(f) or not f.suffix))
-    doc_ids = assign_doc_ids(articles, root)
+    articles = [f for f in files if not is_export(f)]
+    doc_ids = assign_doc_ids((f for f in articles if _read_as_article(f)), root)
     used: dict[str, str] = {}  # doc id -> source that has it
     for path in files:
         if is_export(path):
             yield from read_export(path, root, used)
             continue
-        if not is_readable_type(path) and path.suffix:
-            # Named on its own: a PDF or a Word file would decode as noise, not as its text.
+        if not _read_as_article(path):
             yield SkippedRecord(
                 relative_name(path, root),
                 f"not a type rag reads ({path.suffix}); it reads {readable_types()}",

@@ -250,7 +250,7 @@ def index_corpus(corpus: Path, settings: Settings, only: list[str] | None = None
     from rag.ingest import collect_files, ingest_paths, remove_articles
     from rag.store import IndexStore
 
-    files, _ = collect_files([corpus])
+    files = collect_files([corpus])
     if only is not None:
         wanted_ids = set(only)
         files = [f for f in files if f.stem in wanted_ids]
